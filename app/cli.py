@@ -1,0 +1,486 @@
+"""The `lancedb-sync` command line.
+
+Heavy modules (LanceDB, pyarrow, the embedding model) are imported inside the commands that need
+them, so `--help`, `status`, `failed` and a sync that finds nothing changed answer at once.
+
+Exit status: 0 success; 1 the operation failed; 2 bad usage or configuration; 3 the index is
+busy (another process is writing to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+
+
+class UserError(Exception):
+    """Something the person can fix; printed without a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lancedb-sync",
+        description="Keep a LanceDB index of your documents up to date, and search it.",
+        epilog="Run 'lancedb-sync COMMAND --help' for a command's options. "
+               "Settings: config.toml in the config folder, or environment variables "
+               "(see docs/configuration.md).",
+    )
+    p.add_argument("--home", metavar="DIR",
+                   help="keep all state (config, index, logs, cache) under DIR (portable mode; "
+                        "also LANCEDB_SYNC_HOME)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    src = sub.add_parser("sources", help="add, list or remove sources")
+    src_sub = src.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
+    add = src_sub.add_parser("add", help="add a source")
+    add_sub = add.add_subparsers(dest="source_type", metavar="TYPE", required=True)
+    local = add_sub.add_parser("local", help="a local folder")
+    local.add_argument("path", metavar="PATH", nargs="+", help="folder(s) to index")
+    local.add_argument("--id", dest="source_id", help="source id (default: the folder's name)")
+    local.add_argument("--pattern", action="append", default=[], metavar="GLOB",
+                       help="only files matching GLOB (repeatable; default: every supported "
+                            "format)")
+    local.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                       help=".gitignore-style pattern to leave out (repeatable)")
+    ls = src_sub.add_parser("list", help="list sources")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    rm = src_sub.add_parser("remove", help="remove a source")
+    rm.add_argument("source_id", metavar="ID")
+    rm.add_argument("--purge", action="store_true",
+                    help="also delete its documents from the index")
+
+    sync = sub.add_parser("sync", help="run one sync pass")
+    sync.add_argument("--source", dest="source_id", metavar="ID", help="only this source")
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    search = sub.add_parser("search", help="search the index")
+    search.add_argument("query", metavar="QUERY", nargs="+")
+    search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    search.add_argument("--mode", choices=("hybrid", "vector", "fts"), default="hybrid")
+    search.add_argument("--source", dest="source_id", metavar="ID")
+    search.add_argument("--type", dest="file_type", metavar="EXT",
+                        help="file type: an extension (pdf) or a mime prefix (text/)")
+    search.add_argument("--path", dest="path_prefix", metavar="PREFIX",
+                        help="only documents under this path")
+    search.add_argument("--after", dest="modified_after", metavar="DATE",
+                        help="only documents modified on or after DATE (YYYY-MM-DD)")
+    search.add_argument("--json", action="store_true")
+
+    status = sub.add_parser("status", help="what is indexed, what failed, when it last synced")
+    status.add_argument("--json", action="store_true")
+    failed = sub.add_parser("failed", help="every file that failed or was skipped, and why")
+    failed.add_argument("--json", action="store_true")
+    failed.add_argument("--source", dest="source_id", metavar="ID")
+    retry = sub.add_parser("retry", help="retry failed files on the next sync (and run it)")
+    retry.add_argument("--source", dest="source_id", metavar="ID")
+    retry.add_argument("--no-sync", action="store_true", help="only mark them for retry")
+    sub.add_parser("cleanup", help="repair after a failed sync, compact, prune old versions")
+    reembed = sub.add_parser("reembed", help="re-embed the index with the configured model")
+    reembed.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    from app.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(home=args.home)
+        _setup_logging(settings)
+        handler = _COMMANDS[args.command]
+        return handler(args, settings)
+    except ConfigError as exc:
+        print(f"lancedb-sync: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UserError as exc:
+        print(f"lancedb-sync: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("lancedb-sync: interrupted; nothing half-written was kept.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything else is a bug or an environment problem: say where logs are
+        known = _known_error(exc)
+        if known is None:
+            raise
+        print(f"lancedb-sync: {known[0]}", file=sys.stderr)
+        return known[1]
+
+
+def _known_error(exc: Exception) -> tuple[str, int] | None:
+    from app.core.embedding import EmbeddingError
+    from app.core.lock import IndexLockedError
+    from app.core.sync import ModelChangeError
+    from app.sources.base import SourceError
+
+    if isinstance(exc, IndexLockedError):
+        return str(exc), EXIT_BUSY
+    if isinstance(exc, (ModelChangeError, SourceError, EmbeddingError)):
+        return str(exc), EXIT_FAIL
+    if type(exc).__name__ in ("StoreError", "StoreIntegrityError"):
+        return str(exc), EXIT_FAIL
+    return None
+
+
+def _setup_logging(settings: Any) -> None:
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(settings.paths.log_dir / "lancedb-sync.log",
+                                  maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+
+
+# -- sources ----------------------------------------------------------------------------------
+
+
+def cmd_sources(args: argparse.Namespace, settings: Any) -> int:
+    from app.config import save_sources
+    from app.core.models import SourceConfig, SourceType
+
+    if args.sources_command == "list":
+        counts = _state_counts(settings)
+        rows = []
+        for s in settings.sources:
+            c = counts.get(s.source_id, {})
+            rows.append({"source_id": s.source_id, "source_type": s.source_type.value,
+                         "enabled": s.enabled, "config": dict(s.config),
+                         "documents": c.get("indexed", 0), "failed": c.get("failed", 0),
+                         "skipped": c.get("skipped", 0)})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif not rows:
+            print("No sources yet. Add one with: lancedb-sync sources add local ~/Documents")
+        else:
+            for r in rows:
+                where = ", ".join(r["config"].get("watch_paths", []))
+                print(f"{r['source_id']:<20} {r['source_type']:<6} {r['documents']:>7} docs "
+                      f"{r['failed']:>4} failed  {where}")
+        return EXIT_OK
+    if args.sources_command == "add":
+        paths = [Path(p).expanduser().resolve() for p in args.path]
+        for p in paths:
+            if not p.is_dir():
+                raise UserError(f"{p} is not a folder.", EXIT_USAGE)
+        source_id = args.source_id or paths[0].name or "root"
+        if settings.source(source_id):
+            raise UserError(f"A source named {source_id!r} exists already; choose another "
+                            "with --id.", EXIT_USAGE)
+        if ":" in source_id or not source_id.strip():
+            raise UserError("A source id cannot be empty or contain ':'.", EXIT_USAGE)
+        config: dict[str, Any] = {"watch_paths": [str(p) for p in paths]}
+        if args.pattern:
+            config["file_patterns"] = args.pattern
+        if args.exclude:
+            config["exclude_patterns"] = args.exclude
+        new = SourceConfig(SourceType.LOCAL_FILESYSTEM, source_id, config)
+        save_sources(settings, (*settings.sources, new))
+        print(f"Added source {source_id!r} ({', '.join(config['watch_paths'])}). "
+              "Run 'lancedb-sync sync' to index it.")
+        return EXIT_OK
+    if args.sources_command == "remove":
+        if not settings.source(args.source_id):
+            raise UserError(f"No source named {args.source_id!r}. See 'lancedb-sync sources "
+                            "list'.", EXIT_USAGE)
+        purged = 0
+        if args.purge:
+            from app.core.sync import Indexer
+
+            with Indexer(settings) as indexer:
+                purged = indexer.purge_source(args.source_id)
+        save_sources(settings, tuple(s for s in settings.sources
+                                     if s.source_id != args.source_id))
+        extra = f"; {purged} documents deleted from the index" if args.purge else \
+            "; its documents stay in the index (use --purge to delete them)"
+        print(f"Removed source {args.source_id!r}{extra}.")
+        return EXIT_OK
+    raise AssertionError(args.sources_command)
+
+
+def _state_counts(settings: Any) -> dict[str, dict[str, int]]:
+    from app.core.state import SyncState
+
+    if not (settings.state_dir / "sync-state.sqlite3").exists():
+        return {}
+    state = SyncState.open(settings.state_dir)
+    try:
+        return state.counts()
+    finally:
+        state.close()
+
+
+# -- sync -------------------------------------------------------------------------------------
+
+
+class _ProgressLine:
+    """One live line on stderr (a TTY only): counts, rate and ETA."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, p: Any) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if p.phase == "indexing" and now - self._last < 0.1 and p.done != p.total:
+            return
+        self._last = now
+        if p.phase == "indexing" and p.total:
+            width = 24
+            filled = int(width * p.done / p.total)
+            eta = f"ETA {int(p.eta_s)}s" if p.eta_s is not None else ""
+            line = (f"{p.source_id}: [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total}"
+                    f" {p.rate:.0f}/s {eta} {p.failed} failed  {_tail(p.current, 40)}")
+        else:
+            line = f"{p.source_id}: {p.phase}…"
+        cols = 100
+        with contextlib.suppress(OSError):
+            cols = os.get_terminal_size(sys.stderr.fileno()).columns
+        sys.stderr.write("\r" + line[:cols - 1].ljust(cols - 1))
+        sys.stderr.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+
+def _tail(text: str, n: int) -> str:
+    return text if len(text) <= n else "…" + text[-(n - 1):]
+
+
+def cmd_sync(args: argparse.Namespace, settings: Any) -> int:
+    from app.core.sync import Indexer
+
+    sources = [s for s in settings.sources if not args.source_id or s.source_id == args.source_id]
+    if args.source_id and not sources:
+        raise UserError(f"No source named {args.source_id!r}.", EXIT_USAGE)
+    if not sources:
+        raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
+                        "FOLDER", EXIT_USAGE)
+    progress = _ProgressLine()
+    with Indexer(settings, on_progress=progress) as indexer:
+        try:
+            reports = indexer.sync(sources)
+        finally:
+            progress.finish()
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], indent=2))
+    else:
+        for r in reports:
+            print(f"{r.source_id}: added {r.added}, modified {r.modified}, deleted {r.deleted}, "
+                  f"moved {r.moved}, unchanged {r.unchanged + r.touched}, failed {r.failed}, "
+                  f"skipped {r.skipped} ({r.seconds:.2f} s)")
+            for problem in r.problems:
+                print(f"  ! {problem}")
+            if r.failed:
+                print("  see 'lancedb-sync failed' for the reasons")
+    return EXIT_OK
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+def cmd_search(args: argparse.Namespace, settings: Any) -> int:
+    from datetime import UTC, datetime
+
+    from app.core.search import Searcher, SearchFilters
+    from app.core.store import Store, StoreError
+
+    after = None
+    if args.modified_after:
+        try:
+            after = datetime.fromisoformat(args.modified_after).replace(tzinfo=UTC)
+        except ValueError:
+            raise UserError(f"--after expects a date like 2024-05-31, not "
+                            f"{args.modified_after!r}.", EXIT_USAGE) from None
+    if args.k < 1:
+        raise UserError("-k must be at least 1.", EXIT_USAGE)
+    index = Path(settings.index_uri)
+    if "://" not in settings.index_uri and not index.exists():
+        raise UserError("The index is empty. Add a source and run 'lancedb-sync sync' first.")
+    try:
+        store = Store(settings.index_uri, settings.documents_table, settings.chunks_table,
+                      model_id="", dim=256, read_only=True)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    embedder = None
+    if args.mode != "fts":
+        from app.core.embedding import embedder_model_id, make_embedder
+
+        model, _ = store.index_model
+        if model and model != embedder_model_id(settings.embedder):
+            raise UserError(f"The index was built with {model} but the settings ask for "
+                            f"{embedder_model_id(settings.embedder)}; run 'lancedb-sync reembed' "
+                            "or use --mode fts.")
+        embedder = make_embedder(settings.embedder, settings.embed_url)
+    filters = SearchFilters(args.source_id, args.file_type, args.path_prefix, after)
+    hits = Searcher(store, embedder).search(" ".join(args.query), k=args.k, mode=args.mode,
+                                            filters=filters)
+    if args.json:
+        print(json.dumps([h.as_dict() for h in hits], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not hits:
+        print("No results.")
+        return EXIT_OK
+    for i, h in enumerate(hits, 1):
+        where = h.uri.removeprefix("file://")
+        page = f" (page {h.page})" if h.page else ""
+        print(f"{i:>2}. {h.title}{page}  [{h.score:.3f}]")
+        print(f"    {where}")
+        print(f"    {h.snippet}")
+    return EXIT_OK
+
+
+# -- status, failed, retry, cleanup, reembed -----------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace, settings: Any) -> int:
+    from app.core.state import SyncState
+
+    state = SyncState.open(settings.state_dir)
+    try:
+        counts = state.counts()
+        runs = state.last_runs()
+        model = state.get_meta("index_model") or ""
+    finally:
+        state.close()
+    sources = []
+    for s in settings.sources:
+        c = counts.get(s.source_id, {})
+        run = runs.get(s.source_id, {})
+        sources.append({
+            "source_id": s.source_id, "source_type": s.source_type.value,
+            "enabled": s.enabled, "documents": c.get("indexed", 0),
+            "failed": c.get("failed", 0), "skipped": c.get("skipped", 0),
+            "chunks": c.get("chunks", 0), "last_sync": run.get("finished_at"),
+            "last_outcome": run.get("outcome"),
+        })
+    info = {"version": __version__, "index": settings.index_uri,
+            "documents_table": settings.documents_table, "chunks_table": settings.chunks_table,
+            "embed_model": model or None, "sources": sources,
+            "documents": sum(s["documents"] for s in sources),
+            "failed": sum(s["failed"] for s in sources),
+            "chunks": sum(s["chunks"] for s in sources)}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(f"Index: {info['index']}  ({info['documents']:,} documents, {info['chunks']:,} chunks"
+          f"{', model ' + model if model else ''})")
+    if not sources:
+        print("No sources yet. Add one with: lancedb-sync sources add local ~/Documents")
+    for s in sources:
+        when = _ago(s["last_sync"]) if s["last_sync"] else "never synced"
+        print(f"  {s['source_id']:<20} {s['documents']:>7,} docs  {s['failed']:>4} failed  "
+              f"{s['skipped']:>4} skipped  last sync: {when} ({s['last_outcome'] or '-'})")
+    return EXIT_OK
+
+
+def _ago(ts: float) -> str:
+    s = max(0, time.time() - ts)
+    if s < 60:
+        return f"{int(s)} s ago"
+    if s < 3600:
+        return f"{int(s // 60)} min ago"
+    if s < 86400:
+        return f"{int(s // 3600)} h ago"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def cmd_failed(args: argparse.Namespace, settings: Any) -> int:
+    from app.core.state import SyncState
+
+    state = SyncState.open(settings.state_dir)
+    try:
+        rows = state.failed(args.source_id)
+    finally:
+        state.close()
+    if args.json:
+        print(json.dumps([{"source_id": r.source_id, "uri": r.uri, "status": r.status,
+                           "reason": r.error, "at": r.indexed_at} for r in rows], indent=2,
+                         ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        print("No failed or skipped files.")
+        return EXIT_OK
+    for r in rows:
+        print(f"{r.status:<8} {r.uri.removeprefix('file://')}\n         {r.error}")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace, settings: Any) -> int:
+    from app.core.sync import Indexer
+
+    with Indexer(settings) as indexer:
+        n = indexer.retry_failed(args.source_id)
+    print(f"{n} failed or skipped files will be tried again.")
+    if args.no_sync or n == 0:
+        return EXIT_OK
+    return cmd_sync(argparse.Namespace(source_id=args.source_id, json=False), settings)
+
+
+def cmd_cleanup(args: argparse.Namespace, settings: Any) -> int:
+    from app.core.sync import Indexer
+
+    with Indexer(settings) as indexer:
+        indexer.state.close_unfinished_runs("interrupted")
+        report = indexer.store.repair()
+        if report.documents_to_redo:
+            indexer.state.forget_tokens(report.documents_to_redo)
+        before = indexer.store.version_stats()
+        indexer.store.maintain(prune_all=True)
+        indexer._rebuild_mirror(set(report.documents_to_redo))
+        after = indexer.store.version_stats()
+    print(f"Removed {report.orphan_chunks_deleted} orphan chunks; "
+          f"{len(report.documents_to_redo)} documents will be re-indexed on the next sync; "
+          f"versions {before['chunks_versions']}→{after['chunks_versions']}, "
+          f"fragments {before['chunks_fragments']}→{after['chunks_fragments']}.")
+    return EXIT_OK
+
+
+def cmd_reembed(args: argparse.Namespace, settings: Any) -> int:
+    from app.core.reembed import reembed_index
+
+    return reembed_index(settings, assume_yes=args.yes)
+
+
+_COMMANDS = {
+    "sources": cmd_sources,
+    "sync": cmd_sync,
+    "search": cmd_search,
+    "status": cmd_status,
+    "failed": cmd_failed,
+    "retry": cmd_retry,
+    "cleanup": cmd_cleanup,
+    "reembed": cmd_reembed,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

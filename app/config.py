@@ -1,0 +1,289 @@
+"""Settings: defaults < per-user TOML config file < environment variables.
+
+Every setting has one row in `FIELDS`: its name in the config file, the environment variable that
+overrides it (the seed's names where the seed has one), its type and accepted values. A bad value,
+wherever it comes from, raises `ConfigError` naming where it came from and what is accepted; the CLI
+turns that into exit status 2.
+
+Sources live in the same file as `[[sources]]` tables, so they come back after a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from app.core.models import SourceConfig, SourceType
+from app.paths import AppPaths, resolve_paths
+
+
+class ConfigError(Exception):
+    """A setting has a value we cannot use. The message names the setting and what is accepted."""
+
+
+def _cpu_default() -> int:
+    # Leave a core for the embedder and the rest of the desktop.
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    name: str
+    env: str | None
+    kind: str  # int | float | bool | str | choice | path
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("lancedb_uri", "LANCEDB_URI", "str", None,
+              "Folder (or URI) of the LanceDB index; default: <data folder>/index"),
+    FieldSpec("documents_table", "LANCEDB_TABLE_NAME", "str", "processed_documents",
+              "Name of the documents table"),
+    FieldSpec("chunks_table", "LANCEDB_CHUNKS_TABLE_NAME", "str", "document_chunks",
+              "Name of the chunks table"),
+    FieldSpec("sync_interval", "SYNC_INTERVAL", "int", 300,
+              "Seconds between reconciliation scans", 5, 7 * 86400),
+    FieldSpec("default_poll_interval", "DEFAULT_POLL_INTERVAL", "int", 300,
+              "Default per-source poll interval in seconds", 5, 7 * 86400),
+    FieldSpec("health_check_interval", "HEALTH_CHECK_INTERVAL", "int", 60,
+              "Seconds between health checks", 5, 86400),
+    FieldSpec("max_concurrent_processing", "MAX_CONCURRENT_PROCESSING", "int", _cpu_default(),
+              "Parser worker processes", 1, 64),
+    FieldSpec("chunk_size_mb", "CHUNK_SIZE_MB", "int", 8,
+              "Multipart chunk size for S3 transfers, in MB", 5, 5000),
+    FieldSpec("max_retries", "MAX_RETRIES", "int", 3, "Retries for transient failures", 0, 100),
+    FieldSpec("enable_source_monitoring", "ENABLE_SOURCE_MONITORING", "bool", True,
+              "Watch sources for changes"),
+    FieldSpec("sync_state_dir", "SYNC_STATE_DIR", "path", None,
+              "Folder of the sync state database; default: <data folder>/state"),
+    FieldSpec("checksum_enabled", "CHECKSUM_ENABLED", "bool", True,
+              "Hash file contents (BLAKE3) to tell real edits from touches and to detect renames"),
+    FieldSpec("s3_bucket", "S3_BUCKET", "str", None, "S3 bucket for backups"),
+    FieldSpec("s3_prefix", "S3_PREFIX", "str", "lancedb-sync", "Key prefix for backups"),
+    FieldSpec("aws_region", "AWS_REGION", "str", None, "AWS region of the backup bucket"),
+    FieldSpec("chunk_chars", "LANCEDB_SYNC_CHUNK_CHARS", "int", 1000,
+              "Target chunk size in characters", 100, 20000),
+    FieldSpec("chunk_overlap", "LANCEDB_SYNC_CHUNK_OVERLAP", "int", 100,
+              "Characters of overlap between neighbouring chunks", 0, 5000),
+    FieldSpec("max_file_mb", "LANCEDB_SYNC_MAX_FILE_MB", "float", 100.0,
+              "Files larger than this are skipped, in MB", 0.001, 100000),
+    FieldSpec("parse_timeout", "LANCEDB_SYNC_PARSE_TIMEOUT", "float", 60.0,
+              "Seconds one file may take to parse before it is marked failed", 0.5, 3600),
+    FieldSpec("parse_memory_mb", "LANCEDB_SYNC_PARSE_MEMORY_MB", "int", 1536,
+              "Memory limit of a parser worker, in MB (0 = none)", 0, 1 << 20),
+    FieldSpec("embedder", "LANCEDB_SYNC_EMBEDDER", "str", "wordllama",
+              "Embedding model: wordllama, wordllama:DIM, ollama:MODEL, openai:MODEL"),
+    FieldSpec("embed_url", "LANCEDB_SYNC_EMBED_URL", "str", None,
+              "Base URL of an HTTP embedding endpoint (Ollama or OpenAI-compatible)"),
+    FieldSpec("log_level", "LANCEDB_SYNC_LOG_LEVEL", "choice", "info", "Log level",
+              choices=("debug", "info", "warning", "error")),
+    FieldSpec("follow_symlinks", "LANCEDB_SYNC_FOLLOW_SYMLINKS", "bool", False,
+              "Follow symbolic links in watched folders"),
+    FieldSpec("include_hidden", "LANCEDB_SYNC_INCLUDE_HIDDEN", "bool", False,
+              "Index hidden files and folders"),
+)
+
+_SPEC = {f.name: f for f in FIELDS}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _accepted(spec: FieldSpec) -> str:
+    if spec.kind == "bool":
+        return "true/false (also 1/0, yes/no, on/off)"
+    if spec.kind == "choice":
+        return ", ".join(spec.choices)
+    if spec.kind in ("int", "float"):
+        noun = "a whole number" if spec.kind == "int" else "a number"
+        lo = "" if spec.minimum is None else f"{spec.minimum:g}"
+        hi = "" if spec.maximum is None else f"{spec.maximum:g}"
+        return f"{noun} from {lo} to {hi}"
+    return "a non-empty text"
+
+
+def _coerce(spec: FieldSpec, raw: Any, origin: str) -> Any:
+    def bad() -> ConfigError:
+        return ConfigError(f"{origin} has an invalid value {raw!r}: expected {_accepted(spec)}.")
+
+    if raw is None:
+        return None
+    if spec.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise bad()
+    if spec.kind in ("int", "float"):
+        if isinstance(raw, bool):
+            raise bad()
+        try:
+            value: float = int(str(raw).strip()) if spec.kind == "int" else float(raw)
+        except (TypeError, ValueError):
+            raise bad() from None
+        if (spec.minimum is not None and value < spec.minimum) or (
+            spec.maximum is not None and value > spec.maximum
+        ):
+            raise bad()
+        return value
+    if spec.kind == "choice":
+        text = str(raw).strip().lower()
+        if text not in spec.choices:
+            raise bad()
+        return text
+    text = str(raw).strip()
+    if not text:
+        raise bad()
+    return text
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: AppPaths
+    values: Mapping[str, Any]
+    sources: tuple[SourceConfig, ...] = ()
+    extractor_plugins: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "values")
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    @property
+    def index_uri(self) -> str:
+        return self.values["lancedb_uri"] or str(self.paths.default_index_dir)
+
+    @property
+    def state_dir(self) -> Path:
+        raw = self.values["sync_state_dir"]
+        return Path(raw).expanduser() if raw else self.paths.default_state_dir
+
+    def source(self, source_id: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.source_id == source_id), None)
+
+    def with_sources(self, sources: tuple[SourceConfig, ...]) -> Settings:
+        return replace(self, sources=sources)
+
+
+def load_settings(
+    home: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults, then the config file, then env vars, then explicit overrides (tests, CLI flags)."""
+    env = os.environ if env is None else env
+    paths = resolve_paths(home or env.get("LANCEDB_SYNC_HOME"))
+    file_data = _read_config_file(paths.config_file)
+    values: dict[str, Any] = {}
+    for spec in FIELDS:
+        value = spec.default
+        if spec.name in file_data:
+            value = _coerce(spec, file_data[spec.name], f"{spec.name} in {paths.config_file}")
+        if spec.env and env.get(spec.env, "") != "":
+            value = _coerce(spec, env[spec.env], f"Environment variable {spec.env}")
+        values[spec.name] = value
+    for name, raw in (overrides or {}).items():
+        values[name] = _coerce(_SPEC[name], raw, f"Setting {name}")
+    if values["chunk_overlap"] >= values["chunk_chars"]:
+        raise ConfigError(
+            f"chunk_overlap ({values['chunk_overlap']}) must be smaller than chunk_chars "
+            f"({values['chunk_chars']})."
+        )
+    unknown = set(file_data) - set(_SPEC) - {"sources", "extractors"}
+    if unknown:
+        raise ConfigError(
+            f"{paths.config_file} has unknown settings: {', '.join(sorted(unknown))}. "
+            f"Known settings: {', '.join(sorted(_SPEC))}."
+        )
+    sources = tuple(_parse_source(s, paths.config_file) for s in file_data.get("sources", []))
+    plugins = file_data.get("extractors", {})
+    if not isinstance(plugins, dict) or not all(
+        isinstance(v, str) and ":" in v for v in plugins.values()
+    ):
+        raise ConfigError(
+            f"[extractors] in {paths.config_file} must map extensions to 'module:function'."
+        )
+    plugins = {(k if k.startswith(".") else "." + k).lower(): v for k, v in plugins.items()}
+    return Settings(paths, values, sources, plugins)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}") from None
+
+
+def _parse_source(raw: Any, path: Path) -> SourceConfig:
+    if not isinstance(raw, dict) or "source_id" not in raw or "source_type" not in raw:
+        raise ConfigError(f"A [[sources]] entry in {path} needs source_id and source_type.")
+    try:
+        stype = SourceType(raw["source_type"])
+    except ValueError:
+        accepted = ", ".join(t.value for t in SourceType)
+        raise ConfigError(
+            f"Source {raw['source_id']!r} in {path} has unknown source_type "
+            f"{raw['source_type']!r}: expected one of {accepted}."
+        ) from None
+    poll = raw.get("poll_interval")
+    if poll is not None and (not isinstance(poll, int) or poll < 5):
+        raise ConfigError(f"Source {raw['source_id']!r}: poll_interval must be ≥ 5 seconds.")
+    return SourceConfig(
+        source_type=stype,
+        source_id=str(raw["source_id"]),
+        config=dict(raw.get("config", {})),
+        poll_interval=poll,
+        enabled=bool(raw.get("enabled", True)),
+    )
+
+
+def save_sources(settings: Settings, sources: tuple[SourceConfig, ...]) -> Settings:
+    """Rewrite the config file's [[sources]], keeping every other setting in it as written."""
+    import tomli_w
+
+    path = settings.paths.config_file
+    data = _read_config_file(path)
+    data["sources"] = [
+        {
+            "source_id": s.source_id,
+            "source_type": s.source_type.value,
+            "enabled": s.enabled,
+            **({"poll_interval": s.poll_interval} if s.poll_interval else {}),
+            "config": dict(s.config),
+        }
+        for s in sources
+    ]
+    _atomic_write(path, tomli_w.dumps(data).encode())
+    return settings.with_sources(sources)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def describe_settings() -> list[tuple[str, str | None, str, str]]:
+    """(name, env var, default, help) rows for docs and `--help`."""
+    return [(f.name, f.env, repr(f.default), f.help) for f in FIELDS]
+

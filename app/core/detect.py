@@ -1,0 +1,120 @@
+"""Change detection: a listing plus what we know → what to do.
+
+`ChangeDetector.diff` is pure apart from the hasher it is given, so every rule here is tested
+without touching LanceDB. Rules:
+- same version token (size, mtime_ns, inode for local files) and not "racy" → unchanged, no I/O;
+- token moved, or racy (modified within the window of our last look at it, where a same-size edit
+  could hide behind an equal timestamp) → hash the content; equal hash → touched (only the token is
+  updated), else modified;
+- gone from a complete listing → deleted; gone from a root or folder that could not be listed →
+  kept, never deleted;
+- a new item whose content hash equals a deleted document's → moved: its chunks are carried over
+  and nothing is re-extracted or re-embedded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from app.core.models import KnownDocument, Listing, SourceItem
+
+RACY_WINDOW_NS = 2_000_000_000
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    added: list[SourceItem] = field(default_factory=list)
+    modified: list[tuple[SourceItem, KnownDocument]] = field(default_factory=list)
+    deleted: list[KnownDocument] = field(default_factory=list)
+    moved: list[tuple[SourceItem, KnownDocument]] = field(default_factory=list)
+    touched: list[tuple[SourceItem, KnownDocument]] = field(default_factory=list)
+    unchanged: int = 0
+    settled: list[str] = field(default_factory=list)  # racy docs verified unchanged
+    hashes: dict[str, str] = field(default_factory=dict)  # native_id → content hash computed
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.modified or self.deleted or self.moved or self.touched)
+
+
+def under_any(path: str, prefixes: list[str]) -> bool:
+    return any(path == p or path.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes)
+
+
+class ChangeDetector:
+    def __init__(self, hasher: Callable[[SourceItem], str | None] | None,
+                 racy_window_ns: int = RACY_WINDOW_NS) -> None:
+        # hasher: content hash of an item, None if it cannot be read now. None disables hashing
+        # (CHECKSUM_ENABLED=false): a moved token then always means modified.
+        self.hasher = hasher
+        self.racy_window_ns = racy_window_ns
+
+    def diff(self, listing: Listing, known: Mapping[str, KnownDocument]) -> ChangeSet:
+        changes = ChangeSet()
+        seen: set[str] = set()
+        for item in listing.items:
+            seen.add(item.native_id)
+            doc = known.get(item.native_id)
+            if doc is None:
+                changes.added.append(item)
+                continue
+            racy = item.mtime_ns >= doc.scanned_at_ns - self.racy_window_ns
+            if doc.version_token == item.version_token and doc.version_token and not racy:
+                changes.unchanged += 1
+                continue
+            if doc.version_token == item.version_token and doc.status != "indexed":
+                # A file we already failed on, unchanged since: do not retry it on every pass.
+                changes.unchanged += 1
+                continue
+            digest = self._hash(item, changes)
+            if digest is not None and digest == doc.content_hash and doc.status == "indexed":
+                if doc.version_token == item.version_token:
+                    changes.unchanged += 1
+                    changes.settled.append(doc.doc_uid)
+                else:
+                    changes.touched.append((item, doc))
+            else:
+                changes.modified.append((item, doc))
+        complete = list(listing.complete_roots)
+        blocked = [p for p, _ in listing.problems]
+        for native_id, doc in known.items():
+            if native_id in seen:
+                continue
+            if under_any(native_id, complete) and not under_any(native_id, blocked):
+                changes.deleted.append(doc)
+        if changes.deleted and changes.added and self.hasher is not None:
+            self._pair_moves(changes)
+        return changes
+
+    def _hash(self, item: SourceItem, changes: ChangeSet) -> str | None:
+        if self.hasher is None:
+            return None
+        digest = self.hasher(item)
+        if digest is not None:
+            changes.hashes[item.native_id] = digest
+        return digest
+
+    def _pair_moves(self, changes: ChangeSet) -> None:
+        by_hash: dict[str, list[KnownDocument]] = {}
+        for doc in changes.deleted:
+            if doc.status == "indexed" and doc.content_hash:
+                by_hash.setdefault(doc.content_hash, []).append(doc)
+        if not by_hash:
+            return
+        sizes = {d.size for docs in by_hash.values() for d in docs}
+        still_added: list[SourceItem] = []
+        for item in changes.added:
+            # Only a new file of a deleted file's exact size can be that file moved.
+            digest = self._hash(item, changes) if item.size in sizes else None
+            candidates = by_hash.get(digest or "")
+            if candidates:
+                changes.moved.append((item, candidates.pop()))
+                if not candidates:
+                    del by_hash[digest]  # type: ignore[arg-type]
+            else:
+                still_added.append(item)
+        moved_uids = {doc.doc_uid for _, doc in changes.moved}
+        changes.added = still_added
+        changes.deleted = [d for d in changes.deleted if d.doc_uid not in moved_uids]

@@ -1,0 +1,111 @@
+"""The small data types that cross layers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class SourceType(StrEnum):
+    LOCAL_FILESYSTEM = "local"
+    NOTION = "notion"
+    DROPBOX = "dropbox"
+    GOOGLE_DRIVE = "gdrive"
+    S3 = "s3"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One configured source, as the seed names it.
+
+    For a local source `config` holds `watch_paths` (folders), `file_patterns` (globs; default:
+    every supported format), `exclude_patterns` (.gitignore-style, relative to the folder).
+    """
+
+    source_type: SourceType
+    source_id: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    poll_interval: int | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    """One file (or page, or object) as a source lists it, before anything is read."""
+
+    native_id: str
+    uri: str
+    name: str
+    size: int
+    mtime_ns: int
+    version_token: str
+    path: str | None = None  # local path when the bytes can be read from disk
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a source listed. `complete_roots` are the roots that were listed in full; deletions are
+    only inferred under them. `problems` are roots that could not be listed, with the reason."""
+
+    items: tuple[SourceItem, ...]
+    complete_roots: tuple[str, ...]
+    problems: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDocument:
+    """What the sync state remembers of one document (a mirror of its documents-table row)."""
+
+    doc_uid: str
+    native_id: str
+    version_token: str
+    content_hash: str
+    status: str
+    size: int
+    scanned_at_ns: int
+    uri: str = ""
+    error: str = ""
+
+
+@dataclass(slots=True)
+class SyncReport:
+    source_id: str
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    moved: int = 0
+    unchanged: int = 0
+    touched: int = 0
+    failed: int = 0
+    skipped: int = 0
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+    problems: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.modified or self.deleted or self.moved or self.failed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source_id": self.source_id,
+            "added": self.added,
+            "modified": self.modified,
+            "deleted": self.deleted,
+            "moved": self.moved,
+            "unchanged": self.unchanged,
+            "touched": self.touched,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "chunks_written": self.chunks_written,
+            "chunks_embedded": self.chunks_embedded,
+            "seconds": round(self.seconds, 3),
+            "cancelled": self.cancelled,
+            "problems": list(self.problems),
+            "failures": [{"uri": u, "reason": r} for u, r in self.failures],
+        }

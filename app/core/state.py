@@ -1,0 +1,245 @@
+"""Sync state: a small SQLite (WAL) file beside the index.
+
+It holds a mirror of the documents table's bookkeeping columns (what change detection needs) and
+the run journal. The LanceDB documents table stays the source of truth: the mirror records the
+table version it reflects, and is rebuilt from the table whenever that version moved without us
+(a crash between the LanceDB commit and the mirror update, a restore, another tool). This lets a
+re-sync that finds nothing changed answer from SQLite alone, without loading LanceDB at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.models import KnownDocument
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    doc_uid TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    native_id TEXT NOT NULL,
+    uri TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT '',
+    mime TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL DEFAULT 0,
+    version_token TEXT NOT NULL DEFAULT '',
+    content_hash TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    chunk_count INTEGER NOT NULL DEFAULT 0,
+    indexed_at REAL NOT NULL DEFAULT 0,
+    scanned_at_ns INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS docs_source ON docs(source_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_id TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT,
+    report TEXT
+);
+"""
+
+DOC_COLUMNS = ("doc_uid", "source_id", "native_id", "uri", "title", "mime", "size",
+               "version_token", "content_hash", "status", "error", "chunk_count", "indexed_at",
+               "scanned_at_ns")
+
+
+@dataclass(frozen=True, slots=True)
+class FailedFile:
+    doc_uid: str
+    source_id: str
+    uri: str
+    status: str
+    error: str
+    indexed_at: float
+
+
+class SyncState:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection, used from one thread at a time (the sync thread); the service guards it.
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    @classmethod
+    def open(cls, state_dir: Path) -> SyncState:
+        return cls(Path(state_dir) / "sync-state.sqlite3")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- meta -----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def mirrored_version(self) -> str | None:
+        """Fingerprint of the documents-table version this mirror reflects."""
+        return self.get_meta("documents_version")
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def known(self, source_id: str) -> dict[str, KnownDocument]:
+        rows = self._db.execute(
+            "SELECT doc_uid, native_id, version_token, content_hash, status, size, scanned_at_ns,"
+            " uri, error FROM docs WHERE source_id=?",
+            (source_id,),
+        )
+        return {r[1]: KnownDocument(*r) for r in rows}
+
+    def doc_uids_by_hash(self, hashes: Iterable[str]) -> dict[str, str]:
+        """content_hash → doc_uid of an indexed document with that content (any source)."""
+        out: dict[str, str] = {}
+        hashes = [h for h in set(hashes) if h]
+        for i in range(0, len(hashes), 500):
+            part = hashes[i:i + 500]
+            q = ",".join("?" * len(part))
+            for h, uid in self._db.execute(
+                f"SELECT content_hash, doc_uid FROM docs WHERE status='indexed' "
+                f"AND chunk_count > 0 AND content_hash IN ({q})", part):
+                out.setdefault(h, uid)
+        return out
+
+    def failed(self, source_id: str | None = None) -> list[FailedFile]:
+        q = ("SELECT doc_uid, source_id, uri, status, error, indexed_at FROM docs "
+             "WHERE status != 'indexed'")
+        args: tuple[Any, ...] = ()
+        if source_id:
+            q += " AND source_id=?"
+            args = (source_id,)
+        return [FailedFile(*r) for r in self._db.execute(q + " ORDER BY source_id, uri", args)]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for sid, status, n, chunks in self._db.execute(
+            "SELECT source_id, status, COUNT(*), SUM(chunk_count) FROM docs "
+            "GROUP BY source_id, status"):
+            d = out.setdefault(sid, {"indexed": 0, "failed": 0, "skipped": 0, "chunks": 0})
+            d[status] = n
+            d["chunks"] += chunks or 0
+        return out
+
+    def last_runs(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for sid, started, finished, outcome in self._db.execute(
+            "SELECT source_id, started_at, finished_at, outcome FROM runs ORDER BY run_id"):
+            out[sid] = {"started_at": started, "finished_at": finished, "outcome": outcome}
+        return out
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def apply_commit(
+        self, rows: Iterable[Mapping[str, Any]], removed: Iterable[str], version: str
+    ) -> None:
+        """Mirror one LanceDB commit: upsert rows, drop removed doc_uids, record the version."""
+        with self._tx() as db:
+            db.executemany(
+                f"INSERT OR REPLACE INTO docs({','.join(DOC_COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(DOC_COLUMNS))})",
+                [tuple(r[c] for c in DOC_COLUMNS) for r in rows],
+            )
+            db.executemany("DELETE FROM docs WHERE doc_uid=?", [(u,) for u in removed])
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('documents_version', ?)",
+                       (version,))
+
+    def mark_scanned(self, updates: Iterable[tuple[str, int]]) -> None:
+        """Record that (doc_uid) was seen unchanged at scanned_at_ns: ends its 'racy' window."""
+        with self._tx() as db:
+            db.executemany("UPDATE docs SET scanned_at_ns=? WHERE doc_uid=?",
+                           [(ns, uid) for uid, ns in updates])
+
+    def forget_tokens(self, doc_uids: Iterable[str]) -> None:
+        """Make the next pass redo these documents (a mirror-only change: it can only add work)."""
+        with self._tx() as db:
+            db.executemany("UPDATE docs SET version_token='' WHERE doc_uid=?",
+                           [(u,) for u in doc_uids])
+
+    def rebuild(self, rows: Iterable[Mapping[str, Any]], version: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM docs")
+            db.executemany(
+                f"INSERT INTO docs({','.join(DOC_COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(DOC_COLUMNS))})",
+                [tuple(r[c] for c in DOC_COLUMNS) for r in rows],
+            )
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('documents_version', ?)",
+                       (version,))
+
+    def forget_version(self) -> None:
+        self._db.execute("DELETE FROM meta WHERE key='documents_version'")
+
+    # -- run journal ----------------------------------------------------------------------------
+
+    def begin_run(self, source_id: str) -> int:
+        cur = self._db.execute("INSERT INTO runs(source_id, started_at) VALUES (?, ?)",
+                               (source_id, time.time()))
+        self._db.execute("DELETE FROM runs WHERE run_id < ? - 1000", (cur.lastrowid,))
+        return int(cur.lastrowid or 0)
+
+    def end_run(self, run_id: int, outcome: str, report_json: str) -> None:
+        self._db.execute("UPDATE runs SET finished_at=?, outcome=?, report=? WHERE run_id=?",
+                         (time.time(), outcome, report_json, run_id))
+
+    def unfinished_runs(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM runs WHERE finished_at IS NULL").fetchone()
+        return int(row[0])
+
+    def close_unfinished_runs(self, outcome: str) -> None:
+        self._db.execute("UPDATE runs SET finished_at=?, outcome=? WHERE finished_at IS NULL",
+                         (time.time(), outcome))
+
+
+def table_version_fingerprint(index_uri: str, table: str) -> str | None:
+    """The latest version of a Lance table on local disk, read from its `_versions` folder.
+
+    Lance names manifests either `N.manifest` or, with v2 paths, `(u64::MAX - N).manifest`; both are
+    handled. Returns None if the table does not exist or is not on a local path (then callers fall
+    back to asking LanceDB).
+    """
+    if "://" in index_uri and not index_uri.startswith("file://"):
+        return None
+    base = index_uri.removeprefix("file://")
+    versions_dir = os.path.join(base, f"{table}.lance", "_versions")
+    try:
+        names = os.listdir(versions_dir)
+    except OSError:
+        return None
+    best = -1
+    for name in names:
+        if not name.endswith(".manifest"):
+            continue
+        stem = name[:-9]
+        if not stem.isdigit():
+            continue
+        n = int(stem)
+        version = (2**64 - 1 - n) if len(stem) == 20 and n > 2**63 else n
+        best = max(best, version)
+    return str(best) if best >= 0 else None

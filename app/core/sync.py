@@ -1,0 +1,623 @@
+"""One sync pass over one source: list → detect changes → extract → chunk → embed → commit.
+
+`Indexer` owns the sync state and opens the heavy parts (LanceDB, the embedding model, the parser
+workers) only when a pass has real work: a re-sync that finds nothing changed reads the folder
+and the SQLite state, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from app.config import Settings
+from app.core.chunking import Chunker
+from app.core.detect import ChangeDetector, ChangeSet
+from app.core.embedding import embedder_model_id
+from app.core.extract.types import Extracted, ExtractionError
+from app.core.hashing import chunk_id, hash_file, hash_text
+from app.core.lock import WriterLock
+from app.core.models import KnownDocument, SourceConfig, SourceItem, SourceType, SyncReport
+from app.core.state import SyncState, table_version_fingerprint
+
+if TYPE_CHECKING:
+    from app.core.embedding import CachedEmbedder
+    from app.core.extract.sandbox import ExtractorPool
+    from app.core.store import Store
+
+log = logging.getLogger(__name__)
+
+BATCH_DOCS = 256
+BATCH_CHUNKS = 4096
+BATCH_SECONDS = 3.0
+# WordLlama on one laptop core; used only to tell people how long a re-embed would take.
+EMBED_RATE_ESTIMATE = {"wordllama": 1250.0}
+
+
+class ModelChangeError(Exception):
+    """The configured embedding model differs from the one the index was built with."""
+
+
+@dataclass(slots=True)
+class Progress:
+    source_id: str
+    phase: str  # scanning | indexing | committing | maintaining | done
+    done: int = 0
+    total: int = 0
+    failed: int = 0
+    current: str = ""
+    rate: float = 0.0  # documents per second
+    eta_s: float | None = None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    item: SourceItem
+    known: KnownDocument | None
+    digest: str
+    extracted: Extracted | None = None
+    error: ExtractionError | None = None
+    chunks: list[Any] | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    outcomes: list[_Outcome] = field(default_factory=list)
+    n_chunks: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def _mime(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _ts(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def _doc_uid(source_id: str, native_id: str) -> str:
+    return f"{source_id}:{native_id}"
+
+
+class Indexer:
+    """Runs sync passes for the configured sources against one index."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_progress = on_progress or (lambda p: None)
+        self.cancel = cancel or threading.Event()
+        self.state = SyncState.open(settings.state_dir)
+        self.model_id = embedder_model_id(settings.embedder)
+        self.chunker = Chunker(settings.chunk_chars, settings.chunk_overlap)
+        self._store: Store | None = None
+        self._embedder: CachedEmbedder | None = None
+        self._pool: ExtractorPool | None = None
+        self._lock = WriterLock(settings.state_dir / "writer.lock")
+        self._lock.acquire()
+        self._checked = False
+
+    # -- lazily opened parts ------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from app.core.store import Store
+
+            self._store = Store(self.settings.index_uri, self.settings.documents_table,
+                                self.settings.chunks_table, model_id=self.model_id,
+                                dim=self._dim_for_new_tables())
+        return self._store
+
+    def _dim_for_new_tables(self) -> int:
+        name, _, arg = self.settings.embedder.partition(":")
+        if name == "wordllama":
+            return int(arg or 256)
+        return self.embedder.dim
+
+    @property
+    def embedder(self) -> CachedEmbedder:
+        if self._embedder is None:
+            from app.core.embedding import CachedEmbedder, EmbeddingCache, make_embedder
+
+            cache = EmbeddingCache(self.settings.paths.cache_dir / "embeddings.sqlite3")
+            self._embedder = CachedEmbedder(
+                make_embedder(self.settings.embedder, self.settings.embed_url), cache)
+        return self._embedder
+
+    @property
+    def pool(self) -> ExtractorPool:
+        if self._pool is None:
+            from app.core.extract.sandbox import ExtractorPool
+
+            mem = self.settings.parse_memory_mb or None
+            self._pool = ExtractorPool(
+                workers=self.settings.max_concurrent_processing,
+                time_limit_s=self.settings.parse_timeout,
+                memory_limit_mb=mem,
+                plugins=self.settings.extractor_plugins,
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        if self._embedder is not None and self._embedder.cache is not None:
+            self._embedder.cache.close()
+        self.state.close()
+        self._lock.release()
+
+    def __enter__(self) -> Indexer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- consistency --------------------------------------------------------------------------
+
+    def ensure_consistent(self) -> None:
+        """Repair after a crash and make the SQLite mirror match the documents table."""
+        if self._checked:
+            return
+        fingerprint = table_version_fingerprint(self.settings.index_uri,
+                                                self.settings.documents_table)
+        dirty = self.state.unfinished_runs() > 0
+        remote = "://" in self.settings.index_uri
+        if dirty or remote or fingerprint != self.state.mirrored_version:
+            store = self.store
+            redo: set[str] = set()
+            if dirty:
+                report = store.repair()
+                redo = set(report.documents_to_redo)
+                log.warning("Recovered from an interrupted sync: %d orphan chunks removed, "
+                            "%d documents to redo", report.orphan_chunks_deleted, len(redo))
+            self._rebuild_mirror(redo)
+            self.state.close_unfinished_runs("interrupted")
+        self._checked = True
+
+    def _rebuild_mirror(self, redo: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        store = self.store
+        cols = ["doc_uid", "source_id", "native_id", "uri", "title", "mime", "size",
+                "version_token", "content_hash", "status", "error", "chunk_count", "indexed_at"]
+        table = store.document_rows(cols)
+        rows = []
+        for r in table.to_pylist():
+            indexed = r["indexed_at"]
+            r["indexed_at"] = indexed.timestamp() if indexed else 0.0
+            r["scanned_at_ns"] = int(r["indexed_at"] * 1e9)
+            if r["doc_uid"] in redo:
+                r["version_token"] = ""
+            for k in ("uri", "title", "mime", "version_token", "content_hash", "error"):
+                r[k] = r[k] or ""
+            r["size"] = r["size"] or 0
+            r["chunk_count"] = r["chunk_count"] or 0
+            rows.append(r)
+        self.state.rebuild(rows, str(store.documents_version))
+        model, _dim = store.index_model
+        if model:
+            self.state.set_meta("index_model", model)
+
+    def check_model(self) -> None:
+        """Refuse to mix models in one index; say what switching would cost."""
+        indexed_model = self.state.get_meta("index_model")
+        if not indexed_model or indexed_model == self.model_id:
+            return
+        chunks = sum(c["chunks"] for c in self.state.counts().values())
+        if chunks == 0:
+            return
+        raise ModelChangeError(model_change_message(indexed_model, self.model_id, chunks))
+
+    # -- the pass -----------------------------------------------------------------------------
+
+    def sync(self, sources: Sequence[SourceConfig]) -> list[SyncReport]:
+        self.ensure_consistent()
+        self.check_model()
+        reports = []
+        for source in sources:
+            if self.cancel.is_set():
+                break
+            if source.enabled:
+                reports.append(self.sync_source(source))
+        return reports
+
+    def sync_source(self, config: SourceConfig) -> SyncReport:
+        self.ensure_consistent()
+        self.check_model()
+        started = time.monotonic()
+        report = SyncReport(config.source_id)
+        run_id = self.state.begin_run(config.source_id)
+        outcome = "error"
+        try:
+            self._sync_source(config, report)
+            outcome = "cancelled" if report.cancelled else "ok"
+        finally:
+            report.seconds = time.monotonic() - started
+            self.state.end_run(run_id, outcome, json.dumps(report.as_dict()))
+        self.on_progress(Progress(config.source_id, "done", report.added + report.modified,
+                                  report.added + report.modified, report.failed))
+        return report
+
+    def _sync_source(self, config: SourceConfig, report: SyncReport) -> None:
+        source = make_source(config, self.settings)
+        self.on_progress(Progress(config.source_id, "scanning"))
+        scan_ns = time.time_ns()
+        listing = source.list()
+        report.problems.extend(f"{path}: {why}" for path, why in listing.problems)
+        known = self.state.known(config.source_id)
+        hasher = _safe_hash if self.settings.checksum_enabled else None
+        changes = ChangeDetector(hasher).diff(listing, known)
+        report.unchanged = changes.unchanged
+        if changes.settled:
+            self.state.mark_scanned([(uid, scan_ns) for uid in changes.settled])
+        if changes.empty:
+            return
+        self._apply(config, changes, report, scan_ns)
+
+    def _apply(self, config: SourceConfig, changes: ChangeSet, report: SyncReport,
+               scan_ns: int) -> None:
+        store = self.store
+        self._prepare_store_model(store)
+        wrote = False
+        if changes.deleted:
+            uids = [d.doc_uid for d in changes.deleted]
+            for i in range(0, len(uids), 500):
+                part = uids[i:i + 500]
+                res = store.commit_batch([], None, remove_doc_uids=part)
+                self.state.apply_commit([], part, str(res.documents_version))
+            report.deleted = len(uids)
+            wrote = True
+        if changes.touched:
+            self._apply_touched(config, changes.touched, scan_ns)
+            report.touched = len(changes.touched)
+            wrote = True
+        work: list[tuple[SourceItem, KnownDocument | None]] = []
+        if changes.moved:
+            work.extend(self._apply_moved(config, changes.moved, report, scan_ns))
+            wrote = True
+        work.extend((item, None) for item in changes.added)
+        work.extend(changes.modified)
+        if work:
+            self._index_items(config, work, changes.hashes, report, scan_ns)
+            wrote = True
+        if wrote and not self.cancel.is_set():
+            self.on_progress(Progress(config.source_id, "maintaining"))
+            store.maintain()
+            self.state.set_meta("index_model", self.model_id)
+
+    def _prepare_store_model(self, store: Store) -> None:
+        model, _dim = store.index_model
+        if model == self.model_id:
+            return
+        if store.chunks.count_rows() == 0:
+            # Nothing embedded yet: switching models costs nothing, so just follow the settings.
+            from app.core.store import chunks_schema
+
+            store.db.drop_table(store.chunks_name)
+            store.chunks = store.db.create_table(
+                store.chunks_name, schema=chunks_schema(self.embedder.dim, self.model_id))
+            return
+        raise ModelChangeError(model_change_message(model, self.model_id,
+                                                    store.chunks.count_rows()))
+
+    # -- touched and moved ----------------------------------------------------------------------
+
+    def _apply_touched(self, config: SourceConfig,
+                       touched: list[tuple[SourceItem, KnownDocument]], scan_ns: int) -> None:
+        store = self.store
+        from app.core.store import sql_in
+
+        by_uid = {doc.doc_uid: item for item, doc in touched}
+        uids = list(by_uid)
+        for i in range(0, len(uids), 500):
+            part = uids[i:i + 500]
+            rows = store.document_rows(where=f"doc_uid IN {sql_in(part)}").to_pylist()
+            for r in rows:
+                item = by_uid[r["doc_uid"]]
+                r.update(version_token=item.version_token, size=item.size,
+                         modified_at=_ts(item.mtime_ns), uri=item.uri)
+            version = store.update_documents(rows)
+            self.state.apply_commit([self._mirror_row(r, scan_ns) for r in rows], [],
+                                    str(version))
+
+    def _apply_moved(self, config: SourceConfig, moved: list[tuple[SourceItem, KnownDocument]],
+                     report: SyncReport, scan_ns: int) -> Iterator[tuple[SourceItem, None]]:
+        """Carry chunks and vectors over to the new path; nothing is extracted or embedded."""
+        import pyarrow as pa
+
+        from app.core.store import sql_in
+
+        store = self.store
+        old_rows = {r["doc_uid"]: r for r in store.document_rows(
+            where=f"doc_uid IN {sql_in([d.doc_uid for _, d in moved])}").to_pylist()}
+        for item, old in moved:
+            row = old_rows.get(old.doc_uid)
+            chunks = store.chunks_of(old.doc_uid) if row else None
+            if row is None or chunks is None or chunks.num_rows != (row["chunk_count"] or 0):
+                yield item, None  # cannot carry over safely: index it as new
+                continue
+            new_uid = _doc_uid(config.source_id, item.native_id)
+            hashes = chunks.column("text_hash").to_pylist()
+            seen: Counter[str] = Counter()
+            ids = []
+            for h in hashes:
+                ids.append(chunk_id(new_uid, h, seen[h]))
+                seen[h] += 1
+            chunks = chunks.set_column(chunks.schema.get_field_index("chunk_id"), "chunk_id",
+                                       pa.array(ids, pa.string()))
+            chunks = chunks.set_column(chunks.schema.get_field_index("doc_uid"), "doc_uid",
+                                       pa.array([new_uid] * chunks.num_rows, pa.string()))
+            new_row = dict(row, doc_uid=new_uid, native_id=item.native_id, uri=item.uri,
+                           title=row["title"], version_token=item.version_token, size=item.size,
+                           modified_at=_ts(item.mtime_ns))
+            if row["title"] == os.path.basename(old.native_id):
+                new_row["title"] = item.name
+            res = store.commit_batch([new_row], chunks.select(store.chunks.schema.names),
+                                     new_doc_uids=[new_uid], remove_doc_uids=[old.doc_uid])
+            self.state.apply_commit([self._mirror_row(new_row, scan_ns)], [old.doc_uid],
+                                    str(res.documents_version))
+            report.moved += 1
+
+    # -- extraction, chunking, embedding, commit ----------------------------------------------
+
+    def _index_items(self, config: SourceConfig,
+                     work: list[tuple[SourceItem, KnownDocument | None]],
+                     hashes: dict[str, str], report: SyncReport, scan_ns: int) -> None:
+        max_bytes = int(self.settings.max_file_mb * 1_000_000)
+        total = len(work)
+        done = 0
+        failed = 0
+        t0 = time.monotonic()
+        pool = self.pool
+        embedder = self.embedder
+        checksum = self.settings.checksum_enabled
+
+        def job(item: SourceItem, known: KnownDocument | None) -> _Outcome:
+            if self.cancel.is_set():
+                return _Outcome(item, known, "", error=ExtractionError("internal", "cancelled"))
+            if item.size > max_bytes:
+                return _Outcome(item, known, "", error=ExtractionError(
+                    "too_large", f"Larger than the {self.settings.max_file_mb:g} MB limit "
+                                 "(LANCEDB_SYNC_MAX_FILE_MB); skipped."))
+            digest = hashes.get(item.native_id, "")
+            try:
+                if checksum and not digest:
+                    digest = hash_file(item.path or item.native_id)
+                extracted = pool.extract(item.path or item.native_id, max_bytes=max_bytes)
+            except ExtractionError as exc:
+                return _Outcome(item, known, digest, error=exc)
+            except FileNotFoundError:
+                return _Outcome(item, known, digest, error=ExtractionError(
+                    "vanished", "The file disappeared while it was being indexed."))
+            except PermissionError:
+                return _Outcome(item, known, digest, error=ExtractionError(
+                    "unreadable", "Permission denied: LanceDB Sync cannot read this file."))
+            except OSError as exc:
+                return _Outcome(item, known, digest, error=ExtractionError(
+                    "unreadable", f"Could not read the file: {exc.strerror or exc}."))
+            if not checksum:
+                digest = "token:" + item.version_token
+            return _Outcome(item, known, digest, extracted=extracted)
+
+        workers = max(1, self.settings.max_concurrent_processing)
+        batch = _Batch()
+        pending: set[Future[_Outcome]] = set()
+        queue = iter(work)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as ex:
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < workers * 4 and not self.cancel.is_set():
+                    nxt = next(queue, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    pending.add(ex.submit(job, *nxt))
+                if not pending:
+                    break
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    out = fut.result()
+                    if self.cancel.is_set():
+                        continue
+                    if out.extracted is not None:
+                        batch.n_chunks += self._attach_chunks(config, out)
+                    batch.outcomes.append(out)
+                    done += 1
+                    if out.error is not None:
+                        failed += 1
+                    elapsed = time.monotonic() - t0
+                    rate = done / elapsed if elapsed > 0 else 0.0
+                    self.on_progress(Progress(
+                        config.source_id, "indexing", done, total, failed,
+                        out.item.uri, rate, (total - done) / rate if rate else None))
+                if self.cancel.is_set():
+                    for fut in pending:
+                        fut.cancel()
+                    report.cancelled = True
+                    break
+                if (len(batch.outcomes) >= BATCH_DOCS or batch.n_chunks >= BATCH_CHUNKS
+                        or (batch.outcomes and time.monotonic() - batch.started > BATCH_SECONDS)):
+                    self._commit(config, batch, embedder, report, scan_ns)
+                    batch = _Batch()
+            if batch.outcomes and not self.cancel.is_set():
+                self._commit(config, batch, embedder, report, scan_ns)
+            if self.cancel.is_set():
+                report.cancelled = True
+
+    def _attach_chunks(self, config: SourceConfig, out: _Outcome) -> int:
+        assert out.extracted is not None
+        pieces = self.chunker.chunk(out.extracted.blocks)
+        if not pieces:
+            out.error = ExtractionError("no_text", "The file has no text to index.")
+            out.extracted = None
+            return 0
+        out.chunks = pieces
+        return len(pieces)
+
+    def _commit(self, config: SourceConfig, batch: _Batch, embedder: CachedEmbedder,
+                report: SyncReport, scan_ns: int) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        from app.core.store import chunks_schema, document_row
+
+        docs: list[dict[str, Any]] = []
+        cols: dict[str, list[Any]] = {k: [] for k in (
+            "chunk_id", "doc_uid", "source_id", "ordinal", "text", "page", "heading",
+            "char_start", "char_end", "text_hash", "content_hash")}
+        replace: list[str] = []
+        new: list[str] = []
+        for out in batch.outcomes:
+            item = out.item
+            uid = _doc_uid(config.source_id, item.native_id)
+            common = dict(doc_uid=uid, source_id=config.source_id,
+                          source_type=config.source_type.value, native_id=item.native_id,
+                          uri=item.uri, mime=_mime(item.name), size=item.size,
+                          modified_at=_ts(item.mtime_ns), embed_model=self.model_id)
+            if out.error is not None:
+                err = out.error
+                keep_old = not err.permanent and out.known is not None \
+                    and out.known.status == "indexed"
+                if not keep_old and out.known is not None:
+                    replace.append(uid)
+                docs.append(document_row(
+                    **common, title=item.name,
+                    version_token=item.version_token if err.permanent else "",
+                    content_hash=out.digest, status=err.status,
+                    error=err.reason, chunk_count=0, metadata={"error_kind": err.kind}))
+                if err.status == "failed":
+                    report.failed += 1
+                    report.failures.append((item.uri, err.reason))
+                else:
+                    report.skipped += 1
+                continue
+            extracted = out.extracted
+            assert extracted is not None
+            pieces = out.chunks or []
+            seen: Counter[str] = Counter()
+            for piece in pieces:
+                th = hash_text(piece.text)
+                cols["chunk_id"].append(chunk_id(uid, th, seen[th]))
+                seen[th] += 1
+                cols["doc_uid"].append(uid)
+                cols["source_id"].append(config.source_id)
+                cols["ordinal"].append(piece.ordinal)
+                cols["text"].append(piece.text)
+                cols["page"].append(piece.page)
+                cols["heading"].append(piece.heading)
+                cols["char_start"].append(piece.char_start)
+                cols["char_end"].append(piece.char_end)
+                cols["text_hash"].append(th)
+                cols["content_hash"].append(out.digest)
+            meta = dict(extracted.metadata)
+            pages = {p.page for p in pieces if p.page is not None}
+            if pages:
+                meta["pages"] = str(max(pages))
+            docs.append(document_row(
+                **common, title=extracted.title or item.name, mime=extracted.mime or _mime(
+                    item.name), version_token=item.version_token, content_hash=out.digest,
+                status="indexed", chunk_count=len(pieces), metadata=meta))
+            if out.known is None:
+                new.append(uid)
+                report.added += 1
+            else:
+                replace.append(uid)
+                report.modified += 1
+        self.on_progress(Progress(config.source_id, "committing", current=f"{len(docs)} docs"))
+        chunk_table = None
+        if cols["chunk_id"]:
+            before = embedder.embedded
+            vectors = embedder.embed(cols["text"], cols["text_hash"])
+            report.chunks_embedded += embedder.embedded - before
+            dim = vectors.shape[1]
+            schema = chunks_schema(dim, self.model_id)
+            arrays = {k: pa.array(v, schema.field(k).type) for k, v in cols.items()}
+            arrays["vector"] = pa.FixedSizeListArray.from_arrays(
+                pa.array(np.ascontiguousarray(vectors).reshape(-1), pa.float32()), dim)
+            chunk_table = pa.table([arrays[n] for n in schema.names], schema=schema)
+            report.chunks_written += chunk_table.num_rows
+        result = self.store.commit_batch(docs, chunk_table, replace_chunks_of=replace,
+                                         new_doc_uids=new)
+        self.state.apply_commit([self._mirror_row(d, scan_ns) for d in docs], [],
+                                str(result.documents_version))
+
+    @staticmethod
+    def _mirror_row(row: dict[str, Any], scan_ns: int) -> dict[str, Any]:
+        indexed = row.get("indexed_at")
+        return {
+            "doc_uid": row["doc_uid"], "source_id": row["source_id"],
+            "native_id": row["native_id"], "uri": row.get("uri") or "",
+            "title": row.get("title") or "", "mime": row.get("mime") or "",
+            "size": row.get("size") or 0, "version_token": row.get("version_token") or "",
+            "content_hash": row.get("content_hash") or "", "status": row["status"],
+            "error": row.get("error") or "", "chunk_count": row.get("chunk_count") or 0,
+            "indexed_at": indexed.timestamp() if indexed else time.time(),
+            "scanned_at_ns": scan_ns,
+        }
+
+    # -- other operations ---------------------------------------------------------------------
+
+    def retry_failed(self, source_id: str | None = None) -> int:
+        """Make the next pass try every failed or skipped file again."""
+        self.ensure_consistent()
+        uids = [f.doc_uid for f in self.state.failed(source_id)]
+        self.state.forget_tokens(uids)
+        return len(uids)
+
+    def purge_source(self, source_id: str) -> int:
+        self.ensure_consistent()
+        n = self.store.delete_source(source_id)
+        self._rebuild_mirror()
+        return n
+
+
+def model_change_message(old: str, new: str, chunks: int) -> str:
+    rate = EMBED_RATE_ESTIMATE.get(new.split("/")[0])
+    cost = f"about {_human_seconds(chunks / rate)}" if rate else "a while (it depends on the " \
+        "endpoint's speed)"
+    return (f"The index was built with the embedding model {old}, but the settings now ask for "
+            f"{new}. Switching means re-embedding {chunks:,} chunks, {cost}; nothing was changed. "
+            f"Run `lancedb-sync reembed` to switch, or set the embedder back to {old}.")
+
+
+def _human_seconds(s: float) -> str:
+    if s < 90:
+        return f"{max(1, round(s))} s"
+    if s < 5400:
+        return f"{round(s / 60)} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _safe_hash(item: SourceItem) -> str | None:
+    try:
+        return hash_file(item.path or item.native_id)
+    except OSError:
+        return None
+
+
+def make_source(config: SourceConfig, settings: Settings):
+    if config.source_type is SourceType.LOCAL_FILESYSTEM:
+        from app.core.extract import DEFAULT_PATTERNS
+        from app.sources.local import LocalFolderSource
+
+        return LocalFolderSource(config, default_patterns=DEFAULT_PATTERNS,
+                                 include_hidden=settings.include_hidden,
+                                 follow_symlinks=settings.follow_symlinks)
+    from app.sources.base import SourceError
+
+    raise SourceError(f"Source type {config.source_type.value!r} is not supported yet.")

@@ -1,0 +1,225 @@
+"""Local folders: listing with include/exclude globs and .gitignore-style ignore files.
+
+The walk uses `os.scandir` and one `stat` per candidate file, and nothing else: no file is opened
+here. Hidden entries and symbolic links are skipped unless asked for; when links are followed, each
+directory is entered once by (device, inode), so a link loop cannot make the walk run forever.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import stat as stat_mod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+from app.core.models import Listing, SourceConfig, SourceItem
+from app.sources.base import SourceError
+
+IGNORE_FILE = ".lancedbsyncignore"
+
+# Editors' lock, swap and temp files: never documents, and they come and go during saves.
+EDITOR_JUNK = ("~$*", ".~lock.*#", "*.swp", "*.swo", "*.swx", "*.tmp", "*~", ".#*", "*.crdownload",
+               "*.part", ".DS_Store", "Thumbs.db", "desktop.ini")
+
+_HIDDEN_ATTR = getattr(stat_mod, "FILE_ATTRIBUTE_HIDDEN", 0)
+
+
+def _compile_names(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    parts = [fnmatch.translate(p.lower()) for p in patterns]
+    return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+
+
+def file_uri(path: str) -> str:
+    try:
+        return Path(path).as_uri()
+    except ValueError:
+        return "file://" + quote(os.fsencode(path))
+
+
+def local_token(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}"
+
+
+class LocalFolderSource:
+    def __init__(
+        self,
+        config: SourceConfig,
+        *,
+        default_patterns: Sequence[str],
+        include_hidden: bool = False,
+        follow_symlinks: bool = False,
+        respect_gitignore: bool = True,
+    ) -> None:
+        self.config = config
+        cfg = config.config
+        roots = cfg.get("watch_paths") or []
+        if isinstance(roots, str):
+            roots = [roots]
+        if not roots:
+            raise SourceError(f"Source {config.source_id!r} has no watch_paths.")
+        self.roots = [os.path.abspath(os.path.expanduser(str(r))) for r in roots]
+        self.patterns = list(cfg.get("file_patterns") or default_patterns)
+        self.excludes = list(cfg.get("exclude_patterns") or [])
+        self.include_hidden = bool(cfg.get("include_hidden", include_hidden))
+        self.follow_symlinks = bool(cfg.get("follow_symlinks", follow_symlinks))
+        self.respect_gitignore = bool(cfg.get("respect_gitignore", respect_gitignore))
+        name_patterns = [p for p in self.patterns if "/" not in p]
+        self._include_names = _compile_names(name_patterns)
+        path_patterns = [p for p in self.patterns if "/" in p]
+        self._include_paths = _gitignore(path_patterns) if path_patterns else None
+        self._junk = _compile_names(EDITOR_JUNK)
+        self._exclude = _gitignore(self.excludes) if self.excludes else None
+
+    def describe(self) -> str:
+        return ", ".join(self.roots)
+
+    # -- matching -------------------------------------------------------------------------------
+
+    def wants_name(self, name: str) -> bool:
+        lower = name.lower()
+        if self._junk is not None and self._junk.match(lower):
+            return False
+        return bool(self._include_names and self._include_names.match(lower))
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def list(self) -> Listing:
+        items: list[SourceItem] = []
+        complete: list[str] = []
+        problems: list[tuple[str, str]] = []
+        for root in self.roots:
+            try:
+                st = os.stat(root)
+            except FileNotFoundError:
+                problems.append((root, "Folder not found (unmounted drive or moved?). Nothing "
+                                       "under it was deleted from the index."))
+                continue
+            except OSError as exc:
+                problems.append((root, f"Cannot open folder: {exc.strerror}. Nothing under it "
+                                       "was deleted from the index."))
+                continue
+            if not stat_mod.S_ISDIR(st.st_mode):
+                problems.append((root, "Not a folder."))
+                continue
+            if not os.access(root, os.R_OK | os.X_OK):
+                problems.append((root, "Permission denied. Nothing under it was deleted from the "
+                                       "index."))
+                continue
+            self._walk_root(root, items, problems)
+            complete.append(root)
+        return Listing(tuple(items), tuple(complete), tuple(problems))
+
+    def _walk_root(
+        self, root: str, items: list[SourceItem], problems: list[tuple[str, str]]
+    ) -> None:
+        seen_dirs: set[tuple[int, int]] = set()
+        # Stack of (directory, relative path prefix, ignore specs in force as (base_rel, spec)).
+        stack: list[tuple[str, str, tuple]] = [(root, "", ())]
+        while stack:
+            directory, rel_dir, ignores = stack.pop()
+            if self.follow_symlinks:
+                try:
+                    dst = os.stat(directory)
+                except OSError:
+                    continue
+                key = (dst.st_dev, dst.st_ino)
+                if key in seen_dirs:
+                    continue
+                seen_dirs.add(key)
+            try:
+                with os.scandir(directory) as it:
+                    entries = list(it)
+            except FileNotFoundError:
+                continue  # vanished during the walk: the next pass sees it gone
+            except OSError as exc:
+                problems.append((directory, f"Cannot read folder: {exc.strerror}. Nothing under "
+                                            "it was deleted from the index."))
+                continue
+            names = {e.name for e in entries}
+            local_ignores = ignores
+            for ignore_name in (IGNORE_FILE, ".gitignore") if self.respect_gitignore else (
+                    IGNORE_FILE,):
+                if ignore_name in names:
+                    spec = _read_ignore_file(os.path.join(directory, ignore_name))
+                    if spec is not None:
+                        local_ignores = (*local_ignores, (rel_dir, spec))
+            for entry in entries:
+                name = entry.name
+                if not self.include_hidden and name.startswith("."):
+                    continue
+                rel = f"{rel_dir}{name}"
+                try:
+                    is_link = entry.is_symlink()
+                    if is_link and not self.follow_symlinks:
+                        continue
+                    is_dir = entry.is_dir(follow_symlinks=self.follow_symlinks)
+                except OSError:
+                    continue
+                if is_dir:
+                    if self._excluded(rel + "/", local_ignores):
+                        continue
+                    stack.append((entry.path, rel + "/", local_ignores))
+                    continue
+                if not self.wants_name(name):
+                    continue
+                if self._include_paths is not None and not self._include_paths.match_file(rel):
+                    continue
+                if self._excluded(rel, local_ignores):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=self.follow_symlinks)
+                except OSError:
+                    continue  # vanished between scandir and stat
+                if not stat_mod.S_ISREG(st.st_mode):
+                    continue
+                if (not self.include_hidden and _HIDDEN_ATTR
+                        and getattr(st, "st_file_attributes", 0) & _HIDDEN_ATTR):
+                    continue
+                path = entry.path
+                items.append(SourceItem(
+                    native_id=path,
+                    uri=file_uri(path),
+                    name=name,
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    version_token=local_token(st),
+                    path=path,
+                ))
+
+    def _excluded(self, rel: str, ignores: tuple) -> bool:
+        if self._exclude is not None and self._exclude.match_file(rel):
+            return True
+        for base, spec in ignores:
+            sub = rel[len(base):] if base and rel.startswith(base) else rel
+            if spec.match_file(sub):
+                return True
+        return False
+
+    def stat_item(self, path: str) -> SourceItem | None:
+        """A fresh listing entry for one path (used for targeted re-checks), None if not wanted."""
+        try:
+            st = os.stat(path, follow_symlinks=self.follow_symlinks)
+        except OSError:
+            return None
+        if not stat_mod.S_ISREG(st.st_mode) or not self.wants_name(os.path.basename(path)):
+            return None
+        return SourceItem(path, file_uri(path), os.path.basename(path), st.st_size,
+                          st.st_mtime_ns, local_token(st), path)
+
+
+def _gitignore(lines: Sequence[str]):
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _read_ignore_file(path: str):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    return _gitignore(lines)
