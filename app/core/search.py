@@ -132,7 +132,7 @@ class Searcher:
         if ("text",) not in indices:
             return []  # no full-text index yet (empty index): vector search still answers
         q = self.store.chunks.search(query, query_type="fts", fts_columns="text") \
-            .select(list(self._COLUMNS)).limit(limit)
+            .select([*self._COLUMNS, "_score"]).limit(limit)
         if where:
             q = q.where(where, prefilter=True)
         try:
@@ -143,7 +143,7 @@ class Searcher:
             if not words:
                 return []
             q = self.store.chunks.search(words, query_type="fts", fts_columns="text") \
-                .select(list(self._COLUMNS)).limit(limit)
+                .select([*self._COLUMNS, "_score"]).limit(limit)
             if where:
                 q = q.where(where, prefilter=True)
             return q.to_list()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -183,6 +183,7 @@ class Store:
         replace_chunks_of: Sequence[str] = (),
         new_doc_uids: Sequence[str] = (),
         remove_doc_uids: Sequence[str] = (),
+        fault: Callable[[str], None] = lambda point: None,
     ) -> CommitResult:
         """Commit one batch following the protocol in the module docstring.
 
@@ -217,6 +218,7 @@ class Store:
                         f"{result_m.num_updated_rows} rows, expected {expected}")
         elif replace_chunks_of:
             self.chunks.delete(f"doc_uid IN {sql_in(replace_chunks_of)}")
+        fault("after-chunks")
         if documents or remove_doc_uids:
             table = pa.Table.from_pylist([dict(d) for d in documents], schema=documents_schema())
             builder = self.documents.merge_insert("doc_uid").when_matched_update_all() \

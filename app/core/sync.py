@@ -528,9 +528,11 @@ class Indexer:
             pages = {p.page for p in pieces if p.page is not None}
             if pages:
                 meta["pages"] = str(max(pages))
+            if extracted.mime:
+                common["mime"] = extracted.mime
             docs.append(document_row(
-                **common, title=extracted.title or item.name, mime=extracted.mime or _mime(
-                    item.name), version_token=item.version_token, content_hash=out.digest,
+                **common, title=extracted.title or item.name,
+                version_token=item.version_token, content_hash=out.digest,
                 status="indexed", chunk_count=len(pieces), metadata=meta))
             if out.known is None:
                 new.append(uid)
@@ -552,7 +554,8 @@ class Indexer:
             chunk_table = pa.table([arrays[n] for n in schema.names], schema=schema)
             report.chunks_written += chunk_table.num_rows
         result = self.store.commit_batch(docs, chunk_table, replace_chunks_of=replace,
-                                         new_doc_uids=new)
+                                         new_doc_uids=new, fault=_fault)
+        _fault("after-documents")
         self.state.apply_commit([self._mirror_row(d, scan_ns) for d in docs], [],
                                 str(result.documents_version))
 
@@ -601,6 +604,25 @@ def _human_seconds(s: float) -> str:
     if s < 5400:
         return f"{round(s / 60)} min"
     return f"{s / 3600:.1f} h"
+
+
+def _fault(point: str) -> None:
+    """Crash-test hook: `LANCEDB_SYNC_FAULT=point[:n]` kills this process the n-th time (default
+    1st) it reaches `point`, exactly as a power cut would. Unset in normal use: one dict lookup."""
+    wanted = os.environ.get("LANCEDB_SYNC_FAULT")
+    if not wanted:
+        return
+    name, _, nth = wanted.partition(":")
+    if name != point:
+        return
+    _FAULT_HITS[point] = _FAULT_HITS.get(point, 0) + 1
+    if _FAULT_HITS[point] >= int(nth or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT_HITS: dict[str, int] = {}
 
 
 def _safe_hash(item: SourceItem) -> str | None:

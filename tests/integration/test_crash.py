@@ -1,0 +1,107 @@
+"""SIGKILL at several points of a large sync; after a restart the index equals the ground truth."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import lancedb
+import pytest
+
+from tests.conftest import REPO
+
+N_FILES = 600
+
+
+def make_corpus(root):
+    rng = random.Random(7)
+    words = ("river stone lantern copper meadow orbit velvet harbor signal maple quartz ember "
+             "falcon tundra cedar prism").split()
+    for i in range(N_FILES):
+        sub = root / f"d{i % 12}"
+        sub.mkdir(exist_ok=True)
+        paras = ["\n".join(" ".join(rng.choices(words, k=14)) for _ in range(4))
+                 for _ in range(rng.randint(1, 5))]
+        (sub / f"f{i}.md").write_text(f"# Note {i}\n\n" + "\n\n".join(paras) + f"\n\nid{i}\n")
+
+
+def snapshot(home):
+    db = lancedb.connect(str(home / "data" / "index"))
+    docs = db.open_table("processed_documents").to_arrow().to_pylist()
+    chunks = db.open_table("document_chunks").search() \
+        .select(["chunk_id", "doc_uid", "content_hash"]).limit(None).to_arrow().to_pylist()
+    return docs, chunks
+
+
+def check_truth(home, truth_home):
+    docs, chunks = snapshot(home)
+    t_docs, t_chunks = snapshot(truth_home)
+    assert len(docs) == N_FILES == len({d["doc_uid"] for d in docs})
+    assert all(d["status"] == "indexed" for d in docs)
+    ids = [c["chunk_id"] for c in chunks]
+    assert len(ids) == len(set(ids)), "duplicate chunks"
+    assert set(ids) == {c["chunk_id"] for c in t_chunks}, "chunks differ from a clean run"
+    assert {d["doc_uid"]: d["content_hash"] for d in docs} == \
+        {d["doc_uid"]: d["content_hash"] for d in t_docs}
+    by_doc = {}
+    for c in chunks:
+        by_doc[c["doc_uid"]] = by_doc.get(c["doc_uid"], 0) + 1
+    for d in docs:
+        assert by_doc.get(d["doc_uid"]) == d["chunk_count"]
+
+
+def run(home, *args, env=None, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--home", str(home), *args], capture_output=True,
+        text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO),
+                                  "LANCEDB_SYNC_PARSE_TIMEOUT": "30", **(env or {})}, **kw)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash") / "corpus"
+    root.mkdir()
+    make_corpus(root)
+    truth = root.parent / "truth"
+    assert run(truth, "sources", "add", "local", str(root), "--id", "c").returncode == 0
+    r = run(truth, "sync", "--json")
+    assert r.returncode == 0, r.stderr
+    return root, truth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["after-chunks:2", "after-documents:1", "after-documents:3"])
+def test_kill_between_commit_steps(corpus, tmp_path, fault):
+    root, truth = corpus
+    home = tmp_path / "home"
+    run(home, "sources", "add", "local", str(root), "--id", "c")
+    r = run(home, "sync", env={"LANCEDB_SYNC_FAULT": fault})
+    assert r.returncode == -signal.SIGKILL
+    r = run(home, "sync", "--json")
+    assert r.returncode == 0, r.stderr
+    check_truth(home, truth)
+
+
+@pytest.mark.slow
+def test_kill_at_random_times_then_resume(corpus, tmp_path):
+    root, truth = corpus
+    home = tmp_path / "home"
+    run(home, "sources", "add", "local", str(root), "--id", "c")
+    for delay in (3.0, 4.5, 6.0):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "--home", str(home), "sync"], cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    r = run(home, "sync", "--json")
+    assert r.returncode == 0, r.stderr
+    check_truth(home, truth)
+    # And the next pass finds nothing to do.
+    r = run(home, "sync", "--json")
+    assert '"added": 0' in r.stdout and '"modified": 0' in r.stdout

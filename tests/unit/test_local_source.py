@@ -1,0 +1,81 @@
+import os
+
+import pytest
+
+from app.core.models import SourceConfig, SourceType
+from app.sources.local import LocalFolderSource
+
+PATTERNS = ("*.txt", "*.md", "*.pdf")
+
+
+def src(*roots, **config):
+    cfg = {"watch_paths": [str(r) for r in roots], **config}
+    return LocalFolderSource(SourceConfig(SourceType.LOCAL_FILESYSTEM, "s", cfg),
+                             default_patterns=PATTERNS)
+
+
+def rels(listing, root):
+    return sorted(os.path.relpath(i.native_id, root) for i in listing.items)
+
+
+def write(root, rel, text="x"):
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def test_patterns_hidden_junk_and_excludes(tmp_path):
+    for rel in ["a.txt", "b.md", "c.exe", ".hidden.txt", ".git/x.txt", "sub/d.txt",
+                "~$lock.txt", ".~lock.e.txt#", "f.txt.swp", "build/out.txt", "notes.tmp"]:
+        write(tmp_path, rel)
+    listing = src(tmp_path, exclude_patterns=["build/"]).list()
+    assert rels(listing, tmp_path) == ["a.txt", "b.md", "sub/d.txt"]
+    assert listing.complete_roots == (str(tmp_path),)
+
+
+def test_gitignore_and_own_ignore_file_nested(tmp_path):
+    write(tmp_path, ".gitignore", "*.md\n")
+    write(tmp_path, "sub/.lancedbsyncignore", "secret/\nkeep.txt\n")
+    for rel in ["a.txt", "b.md", "sub/keep.txt", "sub/other.txt", "sub/secret/s.txt",
+                "keep.txt"]:
+        write(tmp_path, rel)
+    assert rels(src(tmp_path).list(), tmp_path) == ["a.txt", "keep.txt", "sub/other.txt"]
+    assert "b.md" in rels(src(tmp_path, respect_gitignore=False).list(), tmp_path)
+
+
+def test_symlinks_skipped_by_default_and_loops_terminate(tmp_path):
+    write(tmp_path, "real/a.txt")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    os.symlink(tmp_path, tmp_path / "real" / "loop")
+    assert rels(src(tmp_path).list(), tmp_path) == ["real/a.txt"]
+    followed = rels(src(tmp_path, follow_symlinks=True).list(), tmp_path)
+    # Each directory is entered once, by whichever path reaches it first: no loop, no duplicate.
+    assert len(followed) == 1 and followed[0] in ("real/a.txt", "link/a.txt")
+
+
+def test_missing_root_is_a_problem_not_a_crash(tmp_path):
+    write(tmp_path, "a.txt")
+    listing = src(tmp_path, tmp_path / "gone").list()
+    assert listing.complete_roots == (str(tmp_path),)
+    assert listing.problems[0][0] == str(tmp_path / "gone")
+    assert "not found" in listing.problems[0][1]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+def test_unreadable_subfolder_reported(tmp_path):
+    write(tmp_path, "locked/a.txt")
+    os.chmod(tmp_path / "locked", 0)
+    try:
+        listing = src(tmp_path).list()
+    finally:
+        os.chmod(tmp_path / "locked", 0o755)
+    assert listing.problems and listing.problems[0][0].endswith("locked")
+
+
+def test_token_moves_with_content_change(tmp_path):
+    p = write(tmp_path, "a.txt", "one")
+    t1 = src(tmp_path).list().items[0].version_token
+    p.write_text("three")
+    t2 = src(tmp_path).list().items[0].version_token
+    assert t1 != t2
