@@ -392,21 +392,27 @@ class Indexer:
                 return _Outcome(item, known, "", error=ExtractionError("internal", "cancelled"))
             if item.size > max_bytes:
                 return _Outcome(item, known, "", error=ExtractionError(
-                    "too_large", f"Larger than the {self.settings.max_file_mb:g} MB limit "
-                                 "(LANCEDB_SYNC_MAX_FILE_MB); skipped."))
+                    "too_large", f"This file is {item.size / 1e6:.1f} MB, more than the "
+                                 f"{self.settings.max_file_mb:g} MB size limit, so it was "
+                                 "skipped; raise max_file_mb (LANCEDB_SYNC_MAX_FILE_MB) to "
+                                 "index it."))
             digest = hashes.get(item.native_id, "")
             try:
+                # Extract first: the parser's checks give the clearest reasons for unreadable,
+                # empty or vanished files.
+                extracted = pool.extract(item.path or item.native_id, max_bytes=max_bytes)
                 if checksum and not digest:
                     digest = hash_file(item.path or item.native_id)
-                extracted = pool.extract(item.path or item.native_id, max_bytes=max_bytes)
             except ExtractionError as exc:
                 return _Outcome(item, known, digest, error=exc)
             except FileNotFoundError:
                 return _Outcome(item, known, digest, error=ExtractionError(
-                    "vanished", "The file disappeared while it was being indexed."))
+                    "vanished", "The file was moved or deleted while it was being indexed, so "
+                                "it was skipped."))
             except PermissionError:
                 return _Outcome(item, known, digest, error=ExtractionError(
-                    "unreadable", "Permission denied: LanceDB Sync cannot read this file."))
+                    "unreadable", "This file could not be opened because of its permissions; "
+                                  "allow your user account to read it to index it."))
             except OSError as exc:
                 return _Outcome(item, known, digest, error=ExtractionError(
                     "unreadable", f"Could not read the file: {exc.strerror or exc}."))
@@ -637,7 +643,9 @@ def make_source(config: SourceConfig, settings: Settings):
         from app.core.extract import DEFAULT_PATTERNS
         from app.sources.local import LocalFolderSource
 
-        return LocalFolderSource(config, default_patterns=DEFAULT_PATTERNS,
+        # Add-on parsers extend what "every supported format" means.
+        plugin_patterns = tuple(f"*{ext}" for ext in settings.extractor_plugins)
+        return LocalFolderSource(config, default_patterns=DEFAULT_PATTERNS + plugin_patterns,
                                  include_hidden=settings.include_hidden,
                                  follow_symlinks=settings.follow_symlinks)
     from app.sources.base import SourceError
