@@ -1,0 +1,162 @@
+"""Turn a document on disk into text blocks: the one entry point, `extract_path`.
+
+Every expected failure becomes an ExtractionError whose `reason` is written for the person
+whose file it is. Parser libraries are imported only when a file of their type is read, so
+importing this package stays cheap (the UI imports it at start-up).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+
+from app.core.extract.registry import BUILTIN_FORMATS, find_format, load_extractor
+from app.core.extract.types import ERROR_KINDS, Block, Extracted, ExtractionError
+
+__all__ = [
+    "DEFAULT_PATTERNS",
+    "ERROR_KINDS",
+    "SUPPORTED_EXTENSIONS",
+    "Block",
+    "Extracted",
+    "ExtractionError",
+    "extract_path",
+]
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(BUILTIN_FORMATS)
+DEFAULT_PATTERNS: tuple[str, ...] = tuple(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
+
+_DETAIL_CHARS = 120
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"  # unreachable; keeps type checkers content
+
+
+def _short_detail(exc: BaseException) -> str:
+    """A one-line hint about what went wrong inside a parser, never a traceback."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    if len(detail) > _DETAIL_CHARS:
+        detail = detail[: _DETAIL_CHARS - 1] + "…"
+    return detail
+
+
+def _vanished() -> ExtractionError:
+    return ExtractionError(
+        "vanished", "The file was moved or deleted before it could be read, so it was skipped."
+    )
+
+
+def _unreadable(exc: OSError | None = None) -> ExtractionError:
+    if exc is None or isinstance(exc, PermissionError):
+        return ExtractionError(
+            "unreadable",
+            "This file could not be opened because of its permissions; allow your user "
+            "account to read it to index it.",
+        )
+    return ExtractionError(
+        "unreadable",
+        f"This file could not be read ({exc.strerror or _short_detail(exc)}); check that the "
+        "disk or network share holding it is available.",
+    )
+
+
+def _check_file(path: str, max_bytes: int | None) -> None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise _vanished() from None
+    except OSError as exc:
+        raise _unreadable(exc) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ExtractionError(
+            "unsupported", "This is not a regular file (it may be a folder or a device)."
+        )
+    if info.st_size == 0:
+        raise ExtractionError("empty", "This file is empty, so there is nothing to index.")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise ExtractionError(
+            "too_large",
+            f"This file is {_human_size(info.st_size)}, more than the "
+            f"{_human_size(max_bytes)} size limit, so it was skipped; raise the limit in "
+            "settings to index it.",
+        )
+
+
+def extract_path(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+    plugins: Mapping[str, str] | None = None,
+) -> Extracted:
+    """Extract one file in this process. Raises ExtractionError for every expected failure.
+
+    `plugins` maps an extension (".hang") to a "module:function" extractor that takes a path
+    and returns Extracted; plugins take precedence over the built-in formats.
+    """
+    path_str = os.fspath(path)
+    ext = os.path.splitext(path_str)[1].lower()
+    fmt = find_format(ext, plugins)
+    if fmt is None:
+        kind = f"Files of type {ext}" if ext else "Files without an extension"
+        raise ExtractionError("unsupported", f"{kind} are not supported, so this one was skipped.")
+    _check_file(path_str, max_bytes)
+
+    try:
+        extractor = load_extractor(fmt.target)
+    except MemoryError:
+        raise _out_of_memory() from None
+    except Exception as exc:
+        raise ExtractionError(
+            "internal",
+            f"The reader for {ext} files could not be loaded ({_short_detail(exc)}); "
+            "check the add-on parser settings or reinstall the app.",
+        ) from None
+
+    try:
+        result = extractor(path_str)
+    except ExtractionError:
+        raise
+    except FileNotFoundError:
+        raise _vanished() from None
+    except PermissionError as exc:
+        raise _unreadable(exc) from None
+    except MemoryError:
+        raise _out_of_memory() from None
+    except OSError as exc:
+        if exc.errno is not None:  # a genuine I/O error, not a format complaint
+            raise _unreadable(exc) from None
+        raise _corrupt(fmt.label, exc) from None
+    except Exception as exc:
+        raise _corrupt(fmt.label, exc) from None
+
+    if not isinstance(result, Extracted):
+        raise ExtractionError(
+            "internal",
+            f"The reader for {ext} files returned something unexpected; check the add-on "
+            "parser settings.",
+        )
+    if not any(block.text.strip() for block in result.blocks):
+        raise ExtractionError("no_text", fmt.no_text_reason)
+    return result
+
+
+def _out_of_memory() -> ExtractionError:
+    return ExtractionError(
+        "memory", "Reading this file needed more memory than allowed, so it was skipped."
+    )
+
+
+def _corrupt(label: str, exc: BaseException) -> ExtractionError:
+    return ExtractionError(
+        "corrupt",
+        f"This {label} appears to be damaged or truncated ({_short_detail(exc)}); try opening "
+        "and re-saving it.",
+    )

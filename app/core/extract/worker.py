@@ -1,0 +1,96 @@
+"""The loop that runs inside each sandbox worker process.
+
+Kept apart from sandbox.py and free of heavy imports: under the "spawn" start method (and in a
+PyInstaller build) the child imports this module by name before anything else, so it must be
+importable on its own and cheap to import.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+# Messages, parent -> worker: (path, max_bytes), or None to exit.
+# Worker -> parent: READY once after start-up, then per request ("ok", Extracted) or
+# ("error", kind, reason).
+READY = ("ready",)
+Request = tuple[str, int | None] | None
+Reply = tuple[Any, ...]
+
+
+def _limit_memory(megabytes: int) -> None:
+    import resource
+
+    limit = megabytes * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    # The address-space cap makes a runaway parser get MemoryError (or die) in this worker
+    # instead of pushing the whole desktop into swap.
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def memory_reason(memory_limit_mb: int | None) -> str:
+    limit = f"more than {memory_limit_mb} MB of" if memory_limit_mb else "too much"
+    return (
+        f"Reading this file needed {limit} memory, so it was skipped; the file may be damaged "
+        "or unusually complex."
+    )
+
+
+def _handle(path: str, max_bytes: int | None, plugins: Mapping[str, str] | None) -> Reply:
+    from app.core.extract import extract_path
+    from app.core.extract.types import ExtractionError
+
+    try:
+        return ("ok", extract_path(path, max_bytes=max_bytes, plugins=plugins))
+    except ExtractionError as exc:
+        return ("error", exc.kind, exc.reason)
+    except MemoryError:
+        return ("error", "memory", "")
+    except Exception as exc:
+        return (
+            "error",
+            "internal",
+            f"Something unexpected went wrong while reading this file ({type(exc).__name__}); "
+            "it will be retried later.",
+        )
+
+
+def run_worker(
+    conn: Connection, memory_limit_mb: int | None, plugins: Mapping[str, str] | None
+) -> None:
+    """Process entry point: answer extraction requests until told to stop or orphaned."""
+    # Ctrl+C in a terminal reaches the whole process group; shutting workers down is the
+    # parent's job, and a KeyboardInterrupt here would only be misreported as a parser failure.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if memory_limit_mb and sys.platform.startswith("linux"):
+        _limit_memory(memory_limit_mb)
+    import app.core.extract  # noqa: F401  (fail here, visibly, rather than on the first file)
+
+    # Tells the parent start-up worked, so a later death is the file's doing, not ours.
+    conn.send(READY)
+
+    while True:
+        try:
+            request: Request = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent went away
+        if request is None:
+            return
+        path, max_bytes = request
+        reply = _handle(path, max_bytes, plugins)
+        if reply[0] == "error" and reply[1] == "memory":
+            reply = ("error", "memory", memory_reason(memory_limit_mb))
+        try:
+            conn.send(reply)
+        except MemoryError:
+            conn.send(("error", "memory", memory_reason(memory_limit_mb)))
+            return
+        except (BrokenPipeError, OSError):
+            return
+        if reply[0] == "error" and reply[1] == "memory":
+            return  # after a MemoryError the heap may be fragmented; the parent starts a fresh one

@@ -1,0 +1,1 @@
+"""Shared helpers for tests (importable from sandbox worker processes too)."""
