@@ -19,8 +19,8 @@ N_FILES = 600
 
 def make_corpus(root):
     rng = random.Random(7)
-    words = ("river stone lantern copper meadow orbit velvet harbor signal maple quartz ember "
-             "falcon tundra cedar prism").split()
+    words = ("river stone lantern copper meadow orbit velvet harbor signal maple quartz "
+             "ember falcon tundra cedar prism").split()
     for i in range(N_FILES):
         sub = root / f"d{i % 12}"
         sub.mkdir(exist_ok=True)

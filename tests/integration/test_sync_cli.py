@@ -71,7 +71,7 @@ def indexed(cli, docs):
 
 
 def test_add_sync_search_and_schema(cli, home, indexed):
-    docs_rows, chunk_rows = assert_consistent(home)
+    docs_rows, _chunk_rows = assert_consistent(home)
     assert len(docs_rows) == 3
     uris = search_uris(cli, "marsupial on an island")
     assert uris[0].endswith("alpha.md")
