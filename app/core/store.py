@@ -38,6 +38,9 @@ META_DIM = b"lancedb_sync.embed_dim"
 VECTOR_INDEX_MIN_ROWS = 100_000
 # Compaction thresholds: small fragments and versions accumulate with every batch commit.
 COMPACT_FRAGMENTS = 64
+MAX_VERSIONS = 200
+UNINDEXED_MIN_ROWS = 2000
+UNINDEXED_FRACTION = 0.05
 KEEP_VERSIONS_FOR = timedelta(hours=1)
 
 
@@ -360,14 +363,20 @@ class Store:
         return actions
 
     def _maintenance_due(self) -> bool:
+        """Optimize when it pays: many small fragments, many versions, or a real backlog of rows
+        outside the indexes. Below that, searches still cover the new rows (LanceDB scans the
+        unindexed tail), so a small edit does not pay for a full index refresh."""
         try:
-            stats = self.chunks.stats()
-            fragments = stats["fragment_stats"]["num_fragments"]
+            fragments = self.chunks.stats()["fragment_stats"]["num_fragments"]
+            if fragments >= COMPACT_FRAGMENTS:
+                return True
+            if len(self.chunks.list_versions()) >= MAX_VERSIONS:
+                return True
+            rows = self.chunks.count_rows()
+            backlog = max(UNINDEXED_MIN_ROWS, int(rows * UNINDEXED_FRACTION))
+            return any(idx.num_unindexed_rows >= backlog for idx in self.chunks.list_indices())
         except Exception:
             return True
-        if fragments >= COMPACT_FRAGMENTS:
-            return True
-        return any(idx.num_unindexed_rows > 0 for idx in self.chunks.list_indices())
 
     def create_vector_index(self) -> None:
         n = self.chunks.count_rows()

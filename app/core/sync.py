@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 BATCH_DOCS = 256
 BATCH_CHUNKS = 4096
 BATCH_SECONDS = 3.0
+# Files handed to the parsers ahead of the embedder, so parsing goes on during a commit.
+IN_FLIGHT = 256
 # WordLlama on one laptop core; used only to tell people how long a re-embed would take.
 EMBED_RATE_ESTIMATE = {"wordllama": 1250.0}
 
@@ -111,18 +113,22 @@ class Indexer:
         self._lock = WriterLock(settings.state_dir / "writer.lock")
         self._lock.acquire()
         self._checked = False
+        self._parts_lock = threading.RLock()
+        self._warm: threading.Thread | None = None
+        self._model_ready = False
 
     # -- lazily opened parts ------------------------------------------------------------------
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            from app.core.store import Store
+        with self._parts_lock:
+            if self._store is None:
+                from app.core.store import Store
 
-            self._store = Store(self.settings.index_uri, self.settings.documents_table,
-                                self.settings.chunks_table, model_id=self.model_id,
-                                dim=self._dim_for_new_tables())
-        return self._store
+                self._store = Store(self.settings.index_uri, self.settings.documents_table,
+                                    self.settings.chunks_table, model_id=self.model_id,
+                                    dim=self._dim_for_new_tables())
+            return self._store
 
     def _dim_for_new_tables(self) -> int:
         name, _, arg = self.settings.embedder.partition(":")
@@ -132,13 +138,14 @@ class Indexer:
 
     @property
     def embedder(self) -> CachedEmbedder:
-        if self._embedder is None:
-            from app.core.embedding import CachedEmbedder, EmbeddingCache, make_embedder
+        with self._parts_lock:
+            if self._embedder is None:
+                from app.core.embedding import CachedEmbedder, EmbeddingCache, make_embedder
 
-            cache = EmbeddingCache(self.settings.paths.cache_dir / "embeddings.sqlite3")
-            self._embedder = CachedEmbedder(
-                make_embedder(self.settings.embedder, self.settings.embed_url), cache)
-        return self._embedder
+                cache = EmbeddingCache(self.settings.paths.cache_dir / "embeddings.sqlite3")
+                self._embedder = CachedEmbedder(
+                    make_embedder(self.settings.embedder, self.settings.embed_url), cache)
+            return self._embedder
 
     @property
     def pool(self) -> ExtractorPool:
@@ -271,10 +278,15 @@ class Indexer:
 
     def _apply(self, config: SourceConfig, changes: ChangeSet, report: SyncReport,
                scan_ns: int) -> None:
-        store = self.store
-        self._prepare_store_model(store)
+        # Importing LanceDB and loading the model take seconds: do both in the background while
+        # the parser workers start on the first files.
+        self._warm_up()
+        if changes.deleted or changes.touched or changes.moved:
+            self._prepare_store_model(self.store)
         wrote = False
+        store = None
         if changes.deleted:
+            store = self.store
             uids = [d.doc_uid for d in changes.deleted]
             for i in range(0, len(uids), 500):
                 part = uids[i:i + 500]
@@ -297,12 +309,25 @@ class Indexer:
             wrote = True
         if wrote and not self.cancel.is_set():
             self.on_progress(Progress(config.source_id, "maintaining"))
-            store.maintain()
+            self.store.maintain()
             self.state.set_meta("index_model", self.model_id)
+
+    def _warm_up(self) -> None:
+        if self._warm is None:
+            def load() -> None:
+                try:
+                    _ = self.store
+                    self.embedder.embedder.embed(["warm up"])
+                except Exception:  # reported again, in context, when the part is first used
+                    log.debug("warm-up failed", exc_info=True)
+
+            self._warm = threading.Thread(target=load, name="warm-up", daemon=True)
+            self._warm.start()
 
     def _prepare_store_model(self, store: Store) -> None:
         model, _dim = store.index_model
         if model == self.model_id:
+            self._model_ready = True
             return
         if store.chunks.count_rows() == 0:
             # Nothing embedded yet: switching models costs nothing, so just follow the settings.
@@ -311,6 +336,7 @@ class Indexer:
             store.db.drop_table(store.chunks_name)
             store.chunks = store.db.create_table(
                 store.chunks_name, schema=chunks_schema(self.embedder.dim, self.model_id))
+            self._model_ready = True
             return
         raise ModelChangeError(model_change_message(model, self.model_id,
                                                     store.chunks.count_rows()))
@@ -384,7 +410,6 @@ class Indexer:
         failed = 0
         t0 = time.monotonic()
         pool = self.pool
-        embedder = self.embedder
         checksum = self.settings.checksum_enabled
 
         def job(item: SourceItem, known: KnownDocument | None) -> _Outcome:
@@ -427,7 +452,7 @@ class Indexer:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as ex:
             exhausted = False
             while True:
-                while not exhausted and len(pending) < workers * 4 and not self.cancel.is_set():
+                while not exhausted and len(pending) < IN_FLIGHT and not self.cancel.is_set():
                     nxt = next(queue, None)
                     if nxt is None:
                         exhausted = True
@@ -458,10 +483,10 @@ class Indexer:
                     break
                 if (len(batch.outcomes) >= BATCH_DOCS or batch.n_chunks >= BATCH_CHUNKS
                         or (batch.outcomes and time.monotonic() - batch.started > BATCH_SECONDS)):
-                    self._commit(config, batch, embedder, report, scan_ns)
+                    self._commit(config, batch, report, scan_ns)
                     batch = _Batch()
             if batch.outcomes and not self.cancel.is_set():
-                self._commit(config, batch, embedder, report, scan_ns)
+                self._commit(config, batch, report, scan_ns)
             if self.cancel.is_set():
                 report.cancelled = True
 
@@ -475,8 +500,8 @@ class Indexer:
         out.chunks = pieces
         return len(pieces)
 
-    def _commit(self, config: SourceConfig, batch: _Batch, embedder: CachedEmbedder,
-                report: SyncReport, scan_ns: int) -> None:
+    def _commit(self, config: SourceConfig, batch: _Batch, report: SyncReport,
+                scan_ns: int) -> None:
         import numpy as np
         import pyarrow as pa
 
@@ -549,6 +574,7 @@ class Indexer:
         self.on_progress(Progress(config.source_id, "committing", current=f"{len(docs)} docs"))
         chunk_table = None
         if cols["chunk_id"]:
+            embedder = self.embedder
             before = embedder.embedded
             vectors = embedder.embed(cols["text"], cols["text_hash"])
             report.chunks_embedded += embedder.embedded - before
@@ -559,6 +585,7 @@ class Indexer:
                 pa.array(np.ascontiguousarray(vectors).reshape(-1), pa.float32()), dim)
             chunk_table = pa.table([arrays[n] for n in schema.names], schema=schema)
             report.chunks_written += chunk_table.num_rows
+        self._prepare_store_model(self.store)
         result = self.store.commit_batch(docs, chunk_table, replace_chunks_of=replace,
                                          new_doc_uids=new, fault=_fault)
         _fault("after-documents")
