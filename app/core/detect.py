@@ -43,6 +43,19 @@ def under_any(path: str, prefixes: list[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes)
 
 
+def _quick_lookup(known: Mapping[str, KnownDocument]):
+    """(token, scanned_at_ns, status) by native_id: the state's fast path, or from full rows."""
+    quick = getattr(known, "quick", None)
+    if quick is not None:
+        return quick
+
+    def from_rows(native_id: str) -> tuple[str, int, str] | None:
+        doc = known.get(native_id)
+        return None if doc is None else (doc.version_token, doc.scanned_at_ns, doc.status)
+
+    return from_rows
+
+
 class ChangeDetector:
     def __init__(self, hasher: Callable[[SourceItem], str | None] | None,
                  racy_window_ns: int = RACY_WINDOW_NS) -> None:
@@ -54,20 +67,25 @@ class ChangeDetector:
     def diff(self, listing: Listing, known: Mapping[str, KnownDocument]) -> ChangeSet:
         changes = ChangeSet()
         seen: set[str] = set()
+        quick = _quick_lookup(known)
+        window = self.racy_window_ns
         for item in listing.items:
-            seen.add(item.native_id)
-            doc = known.get(item.native_id)
-            if doc is None:
+            native_id = item.native_id
+            seen.add(native_id)
+            q = quick(native_id)
+            if q is None:
                 changes.added.append(item)
                 continue
-            racy = item.mtime_ns >= doc.scanned_at_ns - self.racy_window_ns
-            if doc.version_token == item.version_token and doc.version_token and not racy:
-                changes.unchanged += 1
-                continue
-            if doc.version_token == item.version_token and doc.status != "indexed":
-                # A file we already failed on, unchanged since: do not retry it on every pass.
-                changes.unchanged += 1
-                continue
+            token, scanned_at_ns, status = q
+            if token == item.version_token and token:
+                if status != "indexed":
+                    # A file we already failed on, unchanged since: do not retry every pass.
+                    changes.unchanged += 1
+                    continue
+                if item.mtime_ns < scanned_at_ns - window:
+                    changes.unchanged += 1
+                    continue
+            doc = known[native_id]
             digest = self._hash(item, changes)
             if digest is not None and digest == doc.content_hash and doc.status == "indexed":
                 if doc.version_token == item.version_token:
@@ -79,11 +97,12 @@ class ChangeDetector:
                 changes.modified.append((item, doc))
         complete = list(listing.complete_roots)
         blocked = [p for p, _ in listing.problems]
-        for native_id, doc in known.items():
-            if native_id in seen:
-                continue
-            if under_any(native_id, complete) and not under_any(native_id, blocked):
-                changes.deleted.append(doc)
+        gone = [n for n in known if n not in seen
+                and under_any(n, complete) and not under_any(n, blocked)]
+        if gone:
+            loader = getattr(known, "load", None)
+            docs = loader(gone) if loader else {n: known[n] for n in gone}
+            changes.deleted.extend(docs[n] for n in gone if n in docs)
         if changes.deleted and changes.added and self.hasher is not None:
             self._pair_moves(changes)
         return changes

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 
@@ -31,9 +33,22 @@ class SourceConfig:
     enabled: bool = True
 
 
+def file_uri(path: str) -> str:
+    """`file://` URI of an absolute path (what Path.as_uri() returns, faster on POSIX)."""
+    if os.name == "posix":
+        from urllib.parse import quote
+
+        return "file://" + quote(os.fsencode(path))
+    return Path(path).as_uri()
+
+
 @dataclass(frozen=True, slots=True)
 class SourceItem:
-    """One file (or page, or object) as a source lists it, before anything is read."""
+    """One file (or page, or object) as a source lists it, before anything is read.
+
+    Local sources leave `uri` empty while listing (it costs more than the stat on a big tree);
+    `resolved_uri` fills it in for the few items that get written.
+    """
 
     native_id: str
     uri: str
@@ -42,6 +57,10 @@ class SourceItem:
     mtime_ns: int
     version_token: str
     path: str | None = None  # local path when the bytes can be read from disk
+
+    @property
+    def resolved_uri(self) -> str:
+        return self.uri or (file_uri(self.path) if self.path else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS docs (
     indexed_at REAL NOT NULL DEFAULT 0,
     scanned_at_ns INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS docs_source ON docs(source_id);
+CREATE INDEX IF NOT EXISTS docs_source_native ON docs(source_id, native_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,6 +52,51 @@ CREATE TABLE IF NOT EXISTS runs (
 DOC_COLUMNS = ("doc_uid", "source_id", "native_id", "uri", "title", "mime", "size",
                "version_token", "content_hash", "status", "error", "chunk_count", "indexed_at",
                "scanned_at_ns")
+
+
+class KnownDocs(Mapping[str, KnownDocument]):
+    """native_id → what we know of a source's documents, read lazily.
+
+    Change detection looks at every document's token, but at the rest of a row only for the
+    few that changed; on a 100,000-file source, building a full record per file would cost
+    more than the whole folder scan. `quick()` serves the token path from plain tuples.
+    """
+
+    def __init__(self, state: SyncState, source_id: str) -> None:
+        self._state = state
+        self._source_id = source_id
+        self._quick: dict[str, tuple[str, str, int, str]] = {
+            r[0]: r for r in state._db.execute(
+                "SELECT native_id, version_token, scanned_at_ns, status FROM docs "
+                "WHERE source_id=?", (source_id,))}
+        self._full: dict[str, KnownDocument] = {}
+
+    def quick(self, native_id: str) -> tuple[str, int, str] | None:
+        """(version_token, scanned_at_ns, status), or None for an unknown document."""
+        row = self._quick.get(native_id)
+        return None if row is None else (row[1], row[2], row[3])
+
+    def load(self, native_ids: Iterable[str]) -> dict[str, KnownDocument]:
+        missing = [n for n in native_ids if n not in self._full and n in self._quick]
+        if missing:
+            self._full.update(self._state._known_rows(self._source_id, missing))
+        return {n: self._full[n] for n in native_ids if n in self._full}
+
+    def __getitem__(self, native_id: str) -> KnownDocument:
+        if native_id not in self._full:
+            if native_id not in self._quick:
+                raise KeyError(native_id)
+            self.load([native_id])
+        return self._full[native_id]
+
+    def __contains__(self, native_id: object) -> bool:
+        return native_id in self._quick
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._quick)
+
+    def __len__(self) -> int:
+        return len(self._quick)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +152,21 @@ class SyncState:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def known(self, source_id: str) -> dict[str, KnownDocument]:
-        rows = self._db.execute(
-            "SELECT doc_uid, native_id, version_token, content_hash, status, size, scanned_at_ns,"
-            " uri, error FROM docs WHERE source_id=?",
-            (source_id,),
-        )
-        return {r[1]: KnownDocument(*r) for r in rows}
+    def known(self, source_id: str) -> KnownDocs:
+        return KnownDocs(self, source_id)
+
+    def _known_rows(self, source_id: str, native_ids: Iterable[str]) -> dict[str, KnownDocument]:
+        out: dict[str, KnownDocument] = {}
+        ids = list(native_ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = ",".join("?" * len(part))
+            for r in self._db.execute(
+                "SELECT doc_uid, native_id, version_token, content_hash, status, size, "
+                f"scanned_at_ns, uri, error FROM docs WHERE source_id=? AND native_id IN ({q})",
+                (source_id, *part)):
+                out[r[1]] = KnownDocument(*r)
+        return out
 
     def doc_uids_by_hash(self, hashes: Iterable[str]) -> dict[str, str]:
         """content_hash → doc_uid of an indexed document with that content (any source)."""

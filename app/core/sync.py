@@ -356,7 +356,7 @@ class Indexer:
             for r in rows:
                 item = by_uid[r["doc_uid"]]
                 r.update(version_token=item.version_token, size=item.size,
-                         modified_at=_ts(item.mtime_ns), uri=item.uri)
+                         modified_at=_ts(item.mtime_ns), uri=item.resolved_uri)
             version = store.update_documents(rows)
             self.state.apply_commit([self._mirror_row(r, scan_ns) for r in rows], [],
                                     str(version))
@@ -388,7 +388,7 @@ class Indexer:
                                        pa.array(ids, pa.string()))
             chunks = chunks.set_column(chunks.schema.get_field_index("doc_uid"), "doc_uid",
                                        pa.array([new_uid] * chunks.num_rows, pa.string()))
-            new_row = dict(row, doc_uid=new_uid, native_id=item.native_id, uri=item.uri,
+            new_row = dict(row, doc_uid=new_uid, native_id=item.native_id, uri=item.resolved_uri,
                            title=row["title"], version_token=item.version_token, size=item.size,
                            modified_at=_ts(item.mtime_ns))
             if row["title"] == os.path.basename(old.native_id):
@@ -475,7 +475,7 @@ class Indexer:
                     rate = done / elapsed if elapsed > 0 else 0.0
                     self.on_progress(Progress(
                         config.source_id, "indexing", done, total, failed,
-                        out.item.uri, rate, (total - done) / rate if rate else None))
+                        out.item.resolved_uri, rate, (total - done) / rate if rate else None))
                 if self.cancel.is_set():
                     for fut in pending:
                         fut.cancel()
@@ -518,7 +518,7 @@ class Indexer:
             uid = _doc_uid(config.source_id, item.native_id)
             common = dict(doc_uid=uid, source_id=config.source_id,
                           source_type=config.source_type.value, native_id=item.native_id,
-                          uri=item.uri, mime=_mime(item.name), size=item.size,
+                          uri=item.resolved_uri, mime=_mime(item.name), size=item.size,
                           modified_at=_ts(item.mtime_ns), embed_model=self.model_id)
             if out.error is not None:
                 err = out.error
@@ -533,7 +533,7 @@ class Indexer:
                     error=err.reason, chunk_count=0, metadata={"error_kind": err.kind}))
                 if err.status == "failed":
                     report.failed += 1
-                    report.failures.append((item.uri, err.reason))
+                    report.failures.append((item.resolved_uri, err.reason))
                 else:
                     report.skipped += 1
                 continue

@@ -12,10 +12,8 @@ import os
 import re
 import stat as stat_mod
 from collections.abc import Iterable, Sequence
-from pathlib import Path
-from urllib.parse import quote
 
-from app.core.models import Listing, SourceConfig, SourceItem
+from app.core.models import Listing, SourceConfig, SourceItem, file_uri
 from app.sources.base import SourceError
 
 IGNORE_FILE = ".lancedbsyncignore"
@@ -30,13 +28,6 @@ _HIDDEN_ATTR = getattr(stat_mod, "FILE_ATTRIBUTE_HIDDEN", 0)
 def _compile_names(patterns: Iterable[str]) -> re.Pattern[str] | None:
     parts = [fnmatch.translate(p.lower()) for p in patterns]
     return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
-
-
-def file_uri(path: str) -> str:
-    try:
-        return Path(path).as_uri()
-    except ValueError:
-        return "file://" + quote(os.fsencode(path))
 
 
 def local_token(st: os.stat_result) -> str:
@@ -67,7 +58,10 @@ class LocalFolderSource:
         self.follow_symlinks = bool(cfg.get("follow_symlinks", follow_symlinks))
         self.respect_gitignore = bool(cfg.get("respect_gitignore", respect_gitignore))
         name_patterns = [p for p in self.patterns if "/" not in p]
-        self._include_names = _compile_names(name_patterns)
+        # Plain "*.ext" patterns (the default) are a set lookup; anything else a regex.
+        simple = [p for p in name_patterns if _is_plain_extension(p)]
+        self._include_exts = frozenset(p[1:].lower() for p in simple)
+        self._include_names = _compile_names([p for p in name_patterns if p not in simple])
         path_patterns = [p for p in self.patterns if "/" in p]
         self._include_paths = _gitignore(path_patterns) if path_patterns else None
         self._junk = _compile_names(EDITOR_JUNK)
@@ -80,9 +74,11 @@ class LocalFolderSource:
 
     def wants_name(self, name: str) -> bool:
         lower = name.lower()
-        if self._junk is not None and self._junk.match(lower):
+        dot = lower.rfind(".")
+        if not ((dot > 0 and lower[dot:] in self._include_exts)
+                or (self._include_names is not None and self._include_names.match(lower))):
             return False
-        return bool(self._include_names and self._include_names.match(lower))
+        return not (self._junk is not None and self._junk.match(lower))
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -181,7 +177,7 @@ class LocalFolderSource:
                 path = entry.path
                 items.append(SourceItem(
                     native_id=path,
-                    uri=file_uri(path),
+                    uri="",
                     name=name,
                     size=st.st_size,
                     mtime_ns=st.st_mtime_ns,
@@ -208,6 +204,10 @@ class LocalFolderSource:
             return None
         return SourceItem(path, file_uri(path), os.path.basename(path), st.st_size,
                           st.st_mtime_ns, local_token(st), path)
+
+
+def _is_plain_extension(pattern: str) -> bool:
+    return pattern.startswith("*.") and not any(c in pattern[2:] for c in "*?[]/")
 
 
 def _gitignore(lines: Sequence[str]):
