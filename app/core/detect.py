@@ -43,17 +43,13 @@ def under_any(path: str, prefixes: list[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes)
 
 
-def _quick_lookup(known: Mapping[str, KnownDocument]):
-    """(token, scanned_at_ns, status) by native_id: the state's fast path, or from full rows."""
-    quick = getattr(known, "quick", None)
-    if quick is not None:
-        return quick
-
-    def from_rows(native_id: str) -> tuple[str, int, str] | None:
-        doc = known.get(native_id)
-        return None if doc is None else (doc.version_token, doc.scanned_at_ns, doc.status)
-
-    return from_rows
+def _quick_rows(known: Mapping[str, KnownDocument]) -> Mapping[str, tuple[str, str, int, str]]:
+    """native_id → (native_id, token, scanned_at_ns, status): the state's own fast rows, or
+    built from full records (tests, callers holding plain dicts)."""
+    rows = getattr(known, "quick_rows", None)
+    if rows is not None:
+        return rows
+    return {n: (n, d.version_token, d.scanned_at_ns, d.status) for n, d in known.items()}
 
 
 class ChangeDetector:
@@ -67,7 +63,7 @@ class ChangeDetector:
     def diff(self, listing: Listing, known: Mapping[str, KnownDocument]) -> ChangeSet:
         changes = ChangeSet()
         seen: set[str] = set()
-        quick = _quick_lookup(known)
+        quick = _quick_rows(known).get
         window = self.racy_window_ns
         for item in listing.items:
             native_id = item.native_id
@@ -76,7 +72,7 @@ class ChangeDetector:
             if q is None:
                 changes.added.append(item)
                 continue
-            token, scanned_at_ns, status = q
+            _, token, scanned_at_ns, status = q
             if token == item.version_token and token:
                 if status != "indexed":
                     # A file we already failed on, unchanged since: do not retry every pass.

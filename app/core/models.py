@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class SourceType(StrEnum):
@@ -42,8 +42,7 @@ def file_uri(path: str) -> str:
     return Path(path).as_uri()
 
 
-@dataclass(frozen=True, slots=True)
-class SourceItem:
+class SourceItem(NamedTuple):
     """One file (or page, or object) as a source lists it, before anything is read.
 
     Local sources leave `uri` empty while listing (it costs more than the stat on a big tree);

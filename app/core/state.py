@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS docs (
     scanned_at_ns INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS docs_source_native ON docs(source_id, native_id);
+-- Covers the token scan of change detection, so it reads only this index.
+CREATE INDEX IF NOT EXISTS docs_tokens
+    ON docs(source_id, native_id, version_token, scanned_at_ns, status);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,10 +74,13 @@ class KnownDocs(Mapping[str, KnownDocument]):
                 "WHERE source_id=?", (source_id,))}
         self._full: dict[str, KnownDocument] = {}
 
-    def quick(self, native_id: str) -> tuple[str, int, str] | None:
-        """(version_token, scanned_at_ns, status), or None for an unknown document."""
-        row = self._quick.get(native_id)
-        return None if row is None else (row[1], row[2], row[3])
+    def quick(self, native_id: str) -> tuple[str, str, int, str] | None:
+        """(native_id, version_token, scanned_at_ns, status), or None for an unknown document."""
+        return self._quick.get(native_id)
+
+    @property
+    def quick_rows(self) -> Mapping[str, tuple[str, str, int, str]]:
+        return self._quick
 
     def load(self, native_ids: Iterable[str]) -> dict[str, KnownDocument]:
         missing = [n for n in native_ids if n not in self._full and n in self._quick]

@@ -112,6 +112,13 @@ class LocalFolderSource:
         self, root: str, items: list[SourceItem], problems: list[tuple[str, str]]
     ) -> None:
         seen_dirs: set[tuple[int, int]] = set()
+        follow = self.follow_symlinks
+        skip_hidden = not self.include_hidden
+        check_hidden_attr = skip_hidden and bool(_HIDDEN_ATTR)
+        exts, names_re, junk = self._include_exts, self._include_names, self._junk
+        include_paths = self._include_paths
+        append = items.append
+        S_ISREG = stat_mod.S_ISREG
         # Stack of (directory, relative path prefix, ignore specs in force as (base_rel, spec)).
         stack: list[tuple[str, str, tuple]] = [(root, "", ())]
         while stack:
@@ -142,48 +149,48 @@ class LocalFolderSource:
                     spec = _read_ignore_file(os.path.join(directory, ignore_name))
                     if spec is not None:
                         local_ignores = (*local_ignores, (rel_dir, spec))
+            # The per-file loop is the whole cost of a no-change scan: keep it to C calls.
+            filtering = self._exclude is not None or bool(local_ignores)
             for entry in entries:
                 name = entry.name
-                if not self.include_hidden and name.startswith("."):
+                if skip_hidden and name[0] == ".":
                     continue
-                rel = f"{rel_dir}{name}"
                 try:
-                    is_link = entry.is_symlink()
-                    if is_link and not self.follow_symlinks:
+                    if entry.is_symlink() and not follow:
                         continue
-                    is_dir = entry.is_dir(follow_symlinks=self.follow_symlinks)
+                    is_dir = entry.is_dir(follow_symlinks=follow)
                 except OSError:
                     continue
                 if is_dir:
-                    if self._excluded(rel + "/", local_ignores):
+                    rel = f"{rel_dir}{name}/"
+                    if filtering and self._excluded(rel, local_ignores):
                         continue
-                    stack.append((entry.path, rel + "/", local_ignores))
+                    stack.append((entry.path, rel, local_ignores))
                     continue
-                if not self.wants_name(name):
+                lower = name.lower()
+                dot = lower.rfind(".")
+                if not ((dot > 0 and lower[dot:] in exts)
+                        or (names_re is not None and names_re.match(lower))):
                     continue
-                if self._include_paths is not None and not self._include_paths.match_file(rel):
+                if junk is not None and junk.match(lower):
                     continue
-                if self._excluded(rel, local_ignores):
-                    continue
+                if include_paths is not None or filtering:
+                    rel = f"{rel_dir}{name}"
+                    if include_paths is not None and not include_paths.match_file(rel):
+                        continue
+                    if filtering and self._excluded(rel, local_ignores):
+                        continue
                 try:
-                    st = entry.stat(follow_symlinks=self.follow_symlinks)
+                    st = entry.stat(follow_symlinks=follow)
                 except OSError:
                     continue  # vanished between scandir and stat
-                if not stat_mod.S_ISREG(st.st_mode):
+                if not S_ISREG(st.st_mode):
                     continue
-                if (not self.include_hidden and _HIDDEN_ATTR
-                        and getattr(st, "st_file_attributes", 0) & _HIDDEN_ATTR):
+                if check_hidden_attr and getattr(st, "st_file_attributes", 0) & _HIDDEN_ATTR:
                     continue
                 path = entry.path
-                items.append(SourceItem(
-                    native_id=path,
-                    uri="",
-                    name=name,
-                    size=st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    version_token=local_token(st),
-                    path=path,
-                ))
+                append(SourceItem(path, "", name, st.st_size, st.st_mtime_ns,
+                                  f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}", path))
 
     def _excluded(self, rel: str, ignores: tuple) -> bool:
         if self._exclude is not None and self._exclude.match_file(rel):

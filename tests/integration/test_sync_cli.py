@@ -209,3 +209,56 @@ def test_cleanup_keeps_index_searchable(cli, home, indexed):
     assert "orphan chunks" in r.out
     assert search_uris(cli, "quokka", "--mode", "fts")[0].endswith("alpha.md")
     assert_consistent(home)
+
+
+def test_search_filters(cli, home, indexed, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "marsupials.txt").write_text("Wombats are marsupials that dig burrows.\n")
+    cli.ok("sources", "add", "local", str(other), "--id", "other")
+    cli.ok("sync")
+    assert {os.path.basename(u) for u in search_uris(cli, "marsupial")} >= {
+        "alpha.md", "marsupials.txt"}
+    only_other = search_uris(cli, "marsupial", "--source", "other")
+    assert [os.path.basename(u) for u in only_other] == ["marsupials.txt"]
+    only_md = search_uris(cli, "marsupial", "--type", "md")
+    assert only_md and all(u.endswith(".md") for u in only_md)
+    nested = search_uris(cli, "lava", "--path", str(indexed / "nested"))
+    assert [os.path.basename(u) for u in nested] == ["gamma.md"]
+    assert search_uris(cli, "marsupial", "--after", "2999-01-01") == []
+    r = cli("search", "x", "--after", "yesterday")
+    assert r.code == 2 and "--after expects a date" in r.err
+    hit = json.loads(cli.ok("search", "quokka", "--json").out)[0]
+    assert "«quokka»" in hit["snippet"] and hit["title"] == "Alpha"
+
+
+def test_python_api_runs_one_pass(tmp_path, docs):
+    from app.config import load_settings
+    from app.core.models import SourceConfig, SourceType
+    from app.core.sync import Indexer
+
+    make_docs(docs)
+    settings = load_settings(home=tmp_path / "api-home", env={})
+    source = SourceConfig(source_type=SourceType.LOCAL_FILESYSTEM, source_id="notes",
+                          config={"watch_paths": [str(docs)], "file_patterns": ["*.md"]},
+                          poll_interval=60, enabled=True)
+    seen = []
+    with Indexer(settings, on_progress=seen.append) as indexer:
+        report = indexer.sync_source(source)
+    assert (report.added, report.failed) == (2, 0)
+    phases = [p.phase for p in seen]
+    assert phases[0] == "scanning" and "indexing" in phases and phases[-1] == "done"
+    indexing = [p for p in seen if p.phase == "indexing"]
+    assert indexing[-1].done == indexing[-1].total == 2
+    with Indexer(settings) as again:  # the writer lock was released
+        assert again.sync_source(source).unchanged == 2
+
+
+def test_second_writer_is_refused(tmp_path, docs):
+    from app.config import load_settings
+    from app.core.lock import IndexLockedError
+    from app.core.sync import Indexer
+
+    settings = load_settings(home=tmp_path / "h", env={})
+    with Indexer(settings), pytest.raises(IndexLockedError, match="Another LanceDB Sync"):
+        Indexer(settings)
