@@ -217,6 +217,8 @@ def run_peer(
 
     ``seconds`` is the wall time of load + split + index() only; imports and the model load are
     reported apart as ``import_load_seconds`` (they are paid once per process, not per sync).
+    ``peak_rss_mb`` is this whole process's peak, so run the CLI in a fresh process (as the
+    benchmark does) for a figure that is the peer's alone.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, not {phase!r}")
