@@ -40,9 +40,13 @@ def main() -> int:
                           {"watch_paths": [str(args.corpus.resolve())]})
     # Saved like `sources add` would, so the CLI can be timed on the same home afterwards.
     settings = save_sources(settings, (source,))
-    import_s = time.perf_counter() - t0
-    out: dict = {"import_seconds": round(import_s, 3)}
     with Indexer(settings) as ix:
+        # Like the peer's figures, ours exclude imports and the model load: a process pays them
+        # once, not per sync. (The cold command line is timed separately, start to finish.)
+        _ = ix.store
+        ix.embedder.embedder.embed(["warm up"])
+        import_s = time.perf_counter() - t0
+        out: dict = {"import_seconds": round(import_s, 3)}
         t = time.perf_counter()
         rep = ix.sync_source(source)
         out["initial_seconds"] = round(time.perf_counter() - t, 3)

@@ -93,14 +93,21 @@ class WordLlamaEmbedder:
             return out
         matrix, tokenizer = self._load()
         encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+        # The tokenizer's ids index the matrix directly when its vocabulary fits it (it does for
+        # the bundled model); clip only if a mismatched pair ever makes that untrue.
+        safe = tokenizer.get_vocab_size(with_added_tokens=True) <= matrix.shape[0]
         last = matrix.shape[0] - 1
+        take, add = matrix.take, np.add.reduce
         for start in range(0, len(texts), 1024):
             encodings = encode(list(texts[start:start + 1024]), add_special_tokens=False)
             for i, enc in enumerate(encodings, start):
-                ids = np.asarray(enc.ids, dtype=np.int64)
-                if ids.size:
-                    np.clip(ids, 0, last, out=ids)
-                    out[i] = matrix[ids].mean(axis=0)
+                ids = enc.ids
+                if ids:
+                    if not safe:
+                        ids = np.clip(np.asarray(ids), 0, last)
+                    row = out[i]
+                    add(take(ids, axis=0), axis=0, out=row)
+                    row /= len(ids)
         return _normalise(out)
 
 

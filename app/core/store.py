@@ -14,11 +14,10 @@ Only one writer (one process, one thread) writes; readers never block it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import lancedb
@@ -26,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import FTS, BTree, IvfPq
+
+from app.core.records import document_row, now_utc  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -393,22 +394,3 @@ class Store:
             "chunks_versions": len(self.chunks.list_versions()),
             "chunks_fragments": self.chunks.stats()["fragment_stats"]["num_fragments"],
         }
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def document_row(**fields: Any) -> dict[str, Any]:
-    """A documents-table row with every column present (defaults for the optional ones)."""
-    row: dict[str, Any] = {
-        "uri": "", "title": "", "mime": "", "size": 0, "modified_at": None, "version_token": "",
-        "content_hash": "", "status": "indexed", "error": "", "chunk_count": 0, "embed_model": "",
-        "indexed_at": now_utc(), "metadata": "{}",
-    }
-    row.update(fields)
-    if isinstance(row["metadata"], dict):
-        row["metadata"] = json.dumps(row["metadata"], ensure_ascii=False)
-    return row
-
-

@@ -77,6 +77,66 @@ class _Batch:
     outcomes: list[_Outcome] = field(default_factory=list)
     n_chunks: int = 0
     started: float = field(default_factory=time.monotonic)
+    limit_seconds: float = BATCH_SECONDS
+
+
+@dataclass(slots=True)
+class _Prepared:
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    cols: dict[str, list[Any]] = field(default_factory=lambda: {k: [] for k in (
+        "chunk_id", "doc_uid", "source_id", "ordinal", "text", "page", "heading",
+        "char_start", "char_end", "text_hash", "content_hash")})
+    replace: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    vectors: Any = None
+    embedded: int = 0
+
+
+class _BatchPipeline:
+    """Embed batch N+1 while batch N is written: two single-thread stages, in order.
+
+    The tokenizer and LanceDB do their work outside the GIL, so on two cores the model and the
+    store overlap instead of taking turns. At most `depth` batches are in flight; an error in
+    either stage is raised in the caller's thread at the next `submit` or at `finish`.
+    """
+
+    def __init__(self, embed: Callable[[Any], None], write: Callable[[Any], None],
+                 depth: int = 2) -> None:
+        self._embed_stage = ThreadPoolExecutor(1, thread_name_prefix="embed")
+        self._write_stage = ThreadPoolExecutor(1, thread_name_prefix="write")
+        self._embed, self._write = embed, write
+        self._depth = depth
+        self._inflight: list[Future[None]] = []
+
+    def submit(self, batch: Any) -> None:
+        while len(self._inflight) >= self._depth:
+            self._inflight.pop(0).result()
+        embedded = self._embed_stage.submit(self._embed, batch)
+
+        def write_after_embed() -> None:
+            embedded.result()
+            self._write(batch)
+
+        self._inflight.append(self._write_stage.submit(write_after_embed))
+
+    def finish(self) -> None:
+        while self._inflight:
+            self._inflight.pop(0).result()
+
+    def __enter__(self) -> _BatchPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # On an error elsewhere, let what was submitted finish (each batch is whole) but do not
+        # raise a second error over the first.
+        for fut in self._inflight:
+            try:
+                fut.result()
+            except Exception:
+                log.exception("a batch failed while another error was being handled")
+        self._inflight.clear()
+        self._embed_stage.shutdown()
+        self._write_stage.shutdown()
 
 
 def _mime(name: str) -> str:
@@ -114,14 +174,15 @@ class Indexer:
         self._lock.acquire()
         self._checked = False
         self._parts_lock = threading.RLock()
-        self._warm: threading.Thread | None = None
+        self._warm: list[threading.Thread] | None = None
+        self._store_lock = threading.Lock()
         self._model_ready = False
 
     # -- lazily opened parts ------------------------------------------------------------------
 
     @property
     def store(self) -> Store:
-        with self._parts_lock:
+        with self._store_lock:
             if self._store is None:
                 from app.core.store import Store
 
@@ -313,16 +374,23 @@ class Indexer:
             self.state.set_meta("index_model", self.model_id)
 
     def _warm_up(self) -> None:
+        """Import LanceDB and load the model in two background threads (each takes seconds)."""
         if self._warm is None:
-            def load() -> None:
+            def load(part: Callable[[], object]) -> None:
                 try:
-                    _ = self.store
-                    self.embedder.embedder.embed(["warm up"])
+                    part()
                 except Exception:  # reported again, in context, when the part is first used
                     log.debug("warm-up failed", exc_info=True)
 
-            self._warm = threading.Thread(target=load, name="warm-up", daemon=True)
-            self._warm.start()
+            self._warm = [
+                threading.Thread(target=load, args=(lambda: self.store,), daemon=True,
+                                 name="warm-store"),
+                threading.Thread(target=load, args=(
+                    lambda: self.embedder.embedder.embed(["warm up"]),), daemon=True,
+                    name="warm-model"),
+            ]
+            for t in self._warm:
+                t.start()
 
     def _prepare_store_model(self, store: Store) -> None:
         model, _dim = store.index_model
@@ -446,10 +514,13 @@ class Indexer:
             return _Outcome(item, known, digest, extracted=extracted)
 
         workers = max(1, self.settings.max_concurrent_processing)
-        batch = _Batch()
+        # The first batch closes early so the model starts while the parsers are still busy.
+        batch = _Batch(limit_seconds=1.0)
         pending: set[Future[_Outcome]] = set()
         queue = iter(work)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as ex:
+        writer = _BatchPipeline(self._embed_prepared, lambda p: self._write(config, p, report,
+                                                                               scan_ns))
+        with writer, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as ex:
             exhausted = False
             while True:
                 while not exhausted and len(pending) < IN_FLIGHT and not self.cancel.is_set():
@@ -482,11 +553,13 @@ class Indexer:
                     report.cancelled = True
                     break
                 if (len(batch.outcomes) >= BATCH_DOCS or batch.n_chunks >= BATCH_CHUNKS
-                        or (batch.outcomes and time.monotonic() - batch.started > BATCH_SECONDS)):
-                    self._commit(config, batch, report, scan_ns)
+                        or (batch.outcomes
+                            and time.monotonic() - batch.started > batch.limit_seconds)):
+                    writer.submit(self._prepare(config, batch, report))
                     batch = _Batch()
             if batch.outcomes and not self.cancel.is_set():
-                self._commit(config, batch, report, scan_ns)
+                writer.submit(self._prepare(config, batch, report))
+            writer.finish()
             if self.cancel.is_set():
                 report.cancelled = True
 
@@ -500,19 +573,12 @@ class Indexer:
         out.chunks = pieces
         return len(pieces)
 
-    def _commit(self, config: SourceConfig, batch: _Batch, report: SyncReport,
-                scan_ns: int) -> None:
-        import numpy as np
-        import pyarrow as pa
+    def _prepare(self, config: SourceConfig, batch: _Batch, report: SyncReport) -> _Prepared:
+        """Document rows and chunk columns of one batch: pure Python, no store, no model."""
+        from app.core.records import document_row
 
-        from app.core.store import chunks_schema, document_row
-
-        docs: list[dict[str, Any]] = []
-        cols: dict[str, list[Any]] = {k: [] for k in (
-            "chunk_id", "doc_uid", "source_id", "ordinal", "text", "page", "heading",
-            "char_start", "char_end", "text_hash", "content_hash")}
-        replace: list[str] = []
-        new: list[str] = []
+        prepared = _Prepared()
+        cols = prepared.cols
         for out in batch.outcomes:
             item = out.item
             uid = _doc_uid(config.source_id, item.native_id)
@@ -525,8 +591,8 @@ class Indexer:
                 keep_old = not err.permanent and out.known is not None \
                     and out.known.status == "indexed"
                 if not keep_old and out.known is not None:
-                    replace.append(uid)
-                docs.append(document_row(
+                    prepared.replace.append(uid)
+                prepared.docs.append(document_row(
                     **common, title=item.name,
                     version_token=item.version_token if err.permanent else "",
                     content_hash=out.digest, status=err.status,
@@ -561,23 +627,42 @@ class Indexer:
                 meta["pages"] = str(max(pages))
             if extracted.mime:
                 common["mime"] = extracted.mime
-            docs.append(document_row(
+            prepared.docs.append(document_row(
                 **common, title=extracted.title or item.name,
                 version_token=item.version_token, content_hash=out.digest,
                 status="indexed", chunk_count=len(pieces), metadata=meta))
             if out.known is None:
-                new.append(uid)
+                prepared.new.append(uid)
                 report.added += 1
             else:
-                replace.append(uid)
+                prepared.replace.append(uid)
                 report.modified += 1
-        self.on_progress(Progress(config.source_id, "committing", current=f"{len(docs)} docs"))
-        chunk_table = None
-        if cols["chunk_id"]:
+        return prepared
+
+    def _embed_prepared(self, prepared: _Prepared) -> None:
+        """Stage 2 (its own thread): vectors for the batch's chunks, through the cache."""
+        if prepared.cols["chunk_id"]:
             embedder = self.embedder
             before = embedder.embedded
-            vectors = embedder.embed(cols["text"], cols["text_hash"])
-            report.chunks_embedded += embedder.embedded - before
+            prepared.vectors = embedder.embed(prepared.cols["text"], prepared.cols["text_hash"])
+            prepared.embedded = embedder.embedded - before
+
+    def _write(self, config: SourceConfig, prepared: _Prepared, report: SyncReport,
+               scan_ns: int) -> None:
+        """Stage 3 (its own thread): the commit protocol for one batch, then the mirror."""
+        import numpy as np
+        import pyarrow as pa
+
+        from app.core.store import chunks_schema
+
+        self.on_progress(Progress(config.source_id, "committing",
+                                  current=f"{len(prepared.docs)} documents"))
+        chunk_table = None
+        cols = prepared.cols
+        if cols["chunk_id"]:
+            vectors = prepared.vectors
+            assert vectors is not None
+            report.chunks_embedded += prepared.embedded
             dim = vectors.shape[1]
             schema = chunks_schema(dim, self.model_id)
             arrays = {k: pa.array(v, schema.field(k).type) for k, v in cols.items()}
@@ -586,10 +671,11 @@ class Indexer:
             chunk_table = pa.table([arrays[n] for n in schema.names], schema=schema)
             report.chunks_written += chunk_table.num_rows
         self._prepare_store_model(self.store)
-        result = self.store.commit_batch(docs, chunk_table, replace_chunks_of=replace,
-                                         new_doc_uids=new, fault=_fault)
+        result = self.store.commit_batch(prepared.docs, chunk_table,
+                                         replace_chunks_of=prepared.replace,
+                                         new_doc_uids=prepared.new, fault=_fault)
         _fault("after-documents")
-        self.state.apply_commit([self._mirror_row(d, scan_ns) for d in docs], [],
+        self.state.apply_commit([self._mirror_row(d, scan_ns) for d in prepared.docs], [],
                                 str(result.documents_version))
 
     @staticmethod
