@@ -42,7 +42,8 @@ COMPACT_FRAGMENTS = 64
 MAX_VERSIONS = 200
 UNINDEXED_MIN_ROWS = 2000
 UNINDEXED_FRACTION = 0.05
-KEEP_VERSIONS_FOR = timedelta(hours=1)
+# Old versions serve readers that opened the table before a commit; minutes are plenty.
+KEEP_VERSIONS_FOR = timedelta(minutes=10)
 
 
 class StoreError(Exception):

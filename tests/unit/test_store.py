@@ -109,3 +109,18 @@ def test_newer_schema_refused(tmp_path):
     db.create_table("docs", schema=schema)
     with pytest.raises(store_mod.StoreError, match="newer LanceDB Sync"):
         Store(str(tmp_path / "idx"), "docs", "chunks", model_id="m", dim=DIM)
+
+
+def test_versions_and_fragments_stay_bounded(store, monkeypatch):
+    from datetime import timedelta
+
+    monkeypatch.setattr(store_mod, "MAX_VERSIONS", 12)
+    monkeypatch.setattr(store_mod, "KEEP_VERSIONS_FOR", timedelta(0))
+    for i in range(20):
+        store.commit_batch([doc(f"d{i}", 1)], chunk_table(f"d{i}", [f"text {i}"]),
+                           new_doc_uids=[f"d{i}"])
+        store.maintain()
+    stats = store.version_stats()
+    assert stats["chunks_versions"] <= 12 and stats["documents_versions"] <= 12
+    assert stats["chunks_fragments"] < 20
+    assert store.chunks.count_rows() == 20
