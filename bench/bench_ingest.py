@@ -62,8 +62,11 @@ def bench_docs(work: Path, skip_peer: bool) -> dict:
     src = python_docs_dir()
     ours_corpus = copy_tree(src, work / "ours_corpus")
     out: dict = {"corpus": str(src)}
+    # The same files as the peer reads (its loaders cover .html and .txt), not our wider default
+    # (which would add the docs' JavaScript, including a 4 MB search index).
+    same_files = ["--pattern", "*.html", "--pattern", "*.txt"]
     ours, _ = run_json([sys.executable, str(HERE / "ours_phases.py"), str(ours_corpus),
-                        str(work / "ours_home"), "--edit-fraction", "0.01"])
+                        str(work / "ours_home"), "--edit-fraction", "0.01", *same_files])
     out["ours"] = ours
     app = [sys.executable, "-m", "app", "--home", str(work / "ours_home")]
     out["ours_cli_nochange_sync_seconds"] = round(best_wall([*app, "sync"]), 3)
@@ -71,7 +74,8 @@ def bench_docs(work: Path, skip_peer: bool) -> dict:
     out["ours_cli_status_seconds"] = round(best_wall([*app, "status"]), 3)
     # The whole first sync as a person runs it: process start, imports, model load, indexes.
     cold = [sys.executable, "-m", "app", "--home", str(work / "cold_home")]
-    subprocess.run([*cold, "sources", "add", "local", str(src)], check=True, cwd=REPO,
+    subprocess.run([*cold, "sources", "add", "local", str(src), "--pattern", "*.html",
+                    "--pattern", "*.txt"], check=True, cwd=REPO,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     out["ours_cli_initial_seconds"] = round(best_wall([*cold, "sync"], repeats=1), 2)
     if skip_peer:
@@ -135,8 +139,8 @@ def render(docs: dict | None, tree: dict | None) -> str:
             + (f"{ratio(p_e['seconds'], o['edit_seconds'])}× faster" if p_e else "—")
             + " | ≤ 3% of initial |")
         lines.append(
-            f"| peak memory, initial ingest | {o['initial_peak_rss_mb']:.0f} MB "
-            f"(+ parser worker {o['children_peak_rss_mb']:.0f} MB) | "
+            f"| peak memory, initial ingest (app + parser workers) | "
+            f"{o['initial_peak_tree_rss_mb']:.0f} MB | "
             + (f"{p_i['peak_rss_mb']:.0f} MB" if p_i else "—") + " | | < 1 GB |")
         lines += ["",
                   f"Cold command line: the first `lancedb-sync sync` of the corpus took "
@@ -149,6 +153,9 @@ def render(docs: dict | None, tree: dict | None) -> str:
                   f"ours {o['import_seconds']:.2f} s"
                   + (f", peer {p_i['import_load_seconds']:.2f} s (imports + model load)"
                      if p_i else "") + "; neither is in the table's figures.", ""]
+        if docs.get("peer_reused_from"):
+            lines += [f"(Peer figures from the run of {docs['peer_reused_from']} on the same "
+                      "machine; the peer's code and corpus did not change since.)", ""]
         if p_i:
             lines += [f"Peer details: load {p_i['load_seconds']:.1f} s, split "
                       f"{p_i['split_seconds']:.1f} s, index() {p_i['index_seconds']:.1f} s on "
@@ -192,6 +199,10 @@ def main() -> int:
     p.add_argument("--skip-tree", action="store_true")
     p.add_argument("--skip-docs", action="store_true")
     p.add_argument("--write", type=Path, help="update the generated section of this file")
+    p.add_argument("--reuse", type=Path,
+                   help="figures.json of an earlier run: take the peer's and the tree's figures "
+                        "from it when --skip-peer / --skip-tree (the peer does not change with "
+                        "our code)")
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="lancedb-sync-bench-"))
     if work.exists() and any(work.iterdir()):
@@ -199,7 +210,17 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     docs = None if args.skip_docs else bench_docs(work, args.skip_peer)
     tree = None if args.skip_tree else bench_tree(work, args.tree_files)
-    (work / "figures.json").write_text(json.dumps({"docs": docs, "tree": tree}, indent=2))
+    if args.reuse:
+        old = json.loads(args.reuse.read_text())
+        if args.skip_peer and docs and old.get("docs"):
+            for key in ("peer_initial", "peer_resync", "peer_edit"):
+                if key in old["docs"]:
+                    docs[key] = old["docs"][key]
+            docs["peer_reused_from"] = old.get("measured", "an earlier run")
+        if args.skip_tree and tree is None:
+            tree = old.get("tree")
+    (work / "figures.json").write_text(json.dumps(
+        {"measured": time.strftime("%Y-%m-%d %H:%M"), "docs": docs, "tree": tree}, indent=2))
     section = render(docs, tree)
     print(section)
     print(f"\nraw figures: {work / 'figures.json'}")

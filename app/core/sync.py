@@ -123,10 +123,7 @@ class _BatchPipeline:
         while self._inflight:
             self._inflight.pop(0).result()
 
-    def __enter__(self) -> _BatchPipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         # On an error elsewhere, let what was submitted finish (each batch is whole) but do not
         # raise a second error over the first.
         for fut in self._inflight:
@@ -474,9 +471,6 @@ class Indexer:
                      hashes: dict[str, str], report: SyncReport, scan_ns: int) -> None:
         max_bytes = int(self.settings.max_file_mb * 1_000_000)
         total = len(work)
-        done = 0
-        failed = 0
-        t0 = time.monotonic()
         pool = self.pool
         checksum = self.settings.checksum_enabled
 
@@ -516,52 +510,68 @@ class Indexer:
         workers = max(1, self.settings.max_concurrent_processing)
         # The first batch closes early so the model starts while the parsers are still busy.
         batch = _Batch(limit_seconds=1.0)
-        pending: set[Future[_Outcome]] = set()
         queue = iter(work)
         writer = _BatchPipeline(self._embed_prepared, lambda p: self._write(config, p, report,
                                                                                scan_ns))
-        with writer, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as ex:
-            exhausted = False
-            while True:
-                while not exhausted and len(pending) < IN_FLIGHT and not self.cancel.is_set():
-                    nxt = next(queue, None)
-                    if nxt is None:
-                        exhausted = True
-                        break
-                    pending.add(ex.submit(job, *nxt))
-                if not pending:
+        ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract")
+        try:
+            self._run_items(config, queue, batch, writer, ex, job, report, total)
+        except BaseException:
+            # Ctrl-C or an error: stop feeding the parsers, drop what was not started, and let
+            # batches already handed to the writer finish whole (never half a batch).
+            self.cancel.set()
+            raise
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+            writer.close()
+
+    def _run_items(self, config: SourceConfig,
+                   queue: Iterator[tuple[SourceItem, KnownDocument | None]],
+                   batch: _Batch, writer: _BatchPipeline, ex: ThreadPoolExecutor,
+                   job: Callable[[SourceItem, KnownDocument | None], _Outcome],
+                   report: SyncReport, total: int) -> None:
+        """Feed the parsers, collect their results in batches, hand batches to the writer."""
+        t0 = time.monotonic()
+        done = failed = 0
+        pending: set[Future[_Outcome]] = set()
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < IN_FLIGHT and not self.cancel.is_set():
+                nxt = next(queue, None)
+                if nxt is None:
+                    exhausted = True
                     break
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    out = fut.result()
-                    if self.cancel.is_set():
-                        continue
-                    if out.extracted is not None:
-                        batch.n_chunks += self._attach_chunks(config, out)
-                    batch.outcomes.append(out)
-                    done += 1
-                    if out.error is not None:
-                        failed += 1
-                    elapsed = time.monotonic() - t0
-                    rate = done / elapsed if elapsed > 0 else 0.0
-                    self.on_progress(Progress(
-                        config.source_id, "indexing", done, total, failed,
-                        out.item.resolved_uri, rate, (total - done) / rate if rate else None))
+                pending.add(ex.submit(job, *nxt))
+            if not pending:
+                break
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                out = fut.result()
                 if self.cancel.is_set():
-                    for fut in pending:
-                        fut.cancel()
-                    report.cancelled = True
-                    break
-                if (len(batch.outcomes) >= BATCH_DOCS or batch.n_chunks >= BATCH_CHUNKS
-                        or (batch.outcomes
-                            and time.monotonic() - batch.started > batch.limit_seconds)):
-                    writer.submit(self._prepare(config, batch, report))
-                    batch = _Batch()
-            if batch.outcomes and not self.cancel.is_set():
-                writer.submit(self._prepare(config, batch, report))
-            writer.finish()
+                    continue
+                if out.extracted is not None:
+                    batch.n_chunks += self._attach_chunks(config, out)
+                batch.outcomes.append(out)
+                done += 1
+                if out.error is not None:
+                    failed += 1
+                elapsed = time.monotonic() - t0
+                rate = done / elapsed if elapsed > 0 else 0.0
+                self.on_progress(Progress(
+                    config.source_id, "indexing", done, total, failed,
+                    out.item.resolved_uri, rate, (total - done) / rate if rate else None))
             if self.cancel.is_set():
-                report.cancelled = True
+                break
+            if (len(batch.outcomes) >= BATCH_DOCS or batch.n_chunks >= BATCH_CHUNKS
+                    or (batch.outcomes
+                        and time.monotonic() - batch.started > batch.limit_seconds)):
+                writer.submit(self._prepare(config, batch, report))
+                batch = _Batch()
+        if batch.outcomes and not self.cancel.is_set():
+            writer.submit(self._prepare(config, batch, report))
+        writer.finish()
+        if self.cancel.is_set():
+            report.cancelled = True
 
     def _attach_chunks(self, config: SourceConfig, out: _Outcome) -> int:
         assert out.extracted is not None

@@ -105,3 +105,30 @@ def test_kill_at_random_times_then_resume(corpus, tmp_path):
     # And the next pass finds nothing to do.
     r = run(home, "sync", "--json")
     assert '"added": 0' in r.stdout and '"modified": 0' in r.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_sync_stops_promptly_and_keeps_index_consistent(corpus, tmp_path):
+    root, truth = corpus
+    home = tmp_path / "home"
+    run(home, "sources", "add", "local", str(root), "--id", "c")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--home", str(home), "sync"], cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    time.sleep(5)
+    proc.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert time.monotonic() - t < 15  # the remaining queue was dropped, not worked through
+    docs, chunks = snapshot(home)
+    assert 0 < len(docs) < N_FILES  # it stopped part-way…
+    by_doc = {}
+    for c in chunks:
+        by_doc[c["doc_uid"]] = by_doc.get(c["doc_uid"], 0) + 1
+    assert all(by_doc.get(d["doc_uid"]) == d["chunk_count"] for d in docs)  # …between batches
+    r = run(home, "sync", "--json")
+    assert r.returncode == 0, r.stderr
+    check_truth(home, truth)

@@ -69,3 +69,15 @@ def test_overlap_must_be_smaller_than_chunk(tmp_path):
     with pytest.raises(ConfigError, match="chunk_overlap"):
         load_settings(home=tmp_path, env={"LANCEDB_SYNC_CHUNK_CHARS": "200",
                                           "LANCEDB_SYNC_CHUNK_OVERLAP": "200"})
+
+
+def test_configuration_doc_names_every_setting():
+    from pathlib import Path
+
+    from app.config import FIELDS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    for f in FIELDS:
+        assert f"`{f.name}`" in doc, f.name
+        if f.env:
+            assert f"`{f.env}`" in doc, f.env
