@@ -44,6 +44,7 @@ UNINDEXED_MIN_ROWS = 2000
 UNINDEXED_FRACTION = 0.05
 # Old versions serve readers that opened the table before a commit; minutes are plenty.
 KEEP_VERSIONS_FOR = timedelta(minutes=10)
+PRUNE_ALL_KEEP = timedelta(minutes=1)
 
 
 class StoreError(Exception):
@@ -358,7 +359,9 @@ class Store:
             self.documents.create_index("doc_uid", config=BTree())
         due = force or prune_all or self._maintenance_due()
         if due:
-            keep = timedelta(0) if prune_all else KEEP_VERSIONS_FOR
+            # Even a full prune leaves a minute for readers in other processes (an assistant
+            # mid-query) that opened a version just before it.
+            keep = PRUNE_ALL_KEEP if prune_all else KEEP_VERSIONS_FOR
             for table in (self.chunks, self.documents):
                 table.optimize(cleanup_older_than=keep)
             actions["optimized"] = True

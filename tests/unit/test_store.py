@@ -111,6 +111,7 @@ def test_newer_schema_refused(tmp_path):
         Store(str(tmp_path / "idx"), "docs", "chunks", model_id="m", dim=DIM)
 
 
+@pytest.mark.filterwarnings("ignore:optimize\\(cleanup_older_than=0\\)")
 def test_versions_and_fragments_stay_bounded(store, monkeypatch):
     from datetime import timedelta
 
