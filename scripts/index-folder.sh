@@ -8,10 +8,10 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/lancedb-sync ]; then
     "$PY" -m venv .venv
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check .
 fi
 FOLDER=$(cd "$FOLDER" && pwd)
 .venv/bin/lancedb-sync sources list --json | grep -q "\"$FOLDER\"" \
-    || .venv/bin/lancedb-sync sources add local "$FOLDER" --id "$(basename "$FOLDER")-$(printf '%s' "$FOLDER" | cksum | cut -c1-6)"
+    || .venv/bin/lancedb-sync sources add local "$FOLDER"
 .venv/bin/lancedb-sync sync
 .venv/bin/lancedb-sync status

@@ -122,7 +122,7 @@ class Searcher:
             return []
         vector = self.embedder.embed([query])[0]
         q = self.store.chunks.search(vector, vector_column_name="vector") \
-            .distance_type("cosine").select(list(self._COLUMNS)).limit(limit)
+            .distance_type("cosine").select([*self._COLUMNS, "_distance"]).limit(limit)
         if where:
             q = q.where(where, prefilter=True)
         return q.to_list()
