@@ -254,8 +254,9 @@ class _ProgressLine:
             width = 24
             filled = int(width * p.done / p.total)
             eta = f"ETA {int(p.eta_s)}s" if p.eta_s is not None else ""
+            where = _tail(p.current.removeprefix("file://"), 40)
             line = (f"{p.source_id}: [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total}"
-                    f" {p.rate:.0f}/s {eta} {p.failed} failed  {_tail(p.current, 40)}")
+                    f" indexed ({p.parsed} read) {p.rate:.0f}/s {eta} {p.failed} failed  {where}")
         else:
             line = f"{p.source_id}: {p.phase}…"
         cols = 100

@@ -52,14 +52,18 @@ class ModelChangeError(Exception):
 
 @dataclass(slots=True)
 class Progress:
+    """Where a pass is. `done` counts documents committed (searchable), `parsed` those read so
+    far; rate and ETA follow `done`, since embedding, not parsing, sets the pace."""
+
     source_id: str
-    phase: str  # scanning | indexing | committing | maintaining | done
+    phase: str  # scanning | indexing | maintaining | done
     done: int = 0
     total: int = 0
     failed: int = 0
     current: str = ""
-    rate: float = 0.0  # documents per second
+    rate: float = 0.0  # documents committed per second
     eta_s: float | None = None
+    parsed: int = 0
 
 
 @dataclass(slots=True)
@@ -78,6 +82,35 @@ class _Batch:
     n_chunks: int = 0
     started: float = field(default_factory=time.monotonic)
     limit_seconds: float = BATCH_SECONDS
+
+
+class _Tracker:
+    """Counts of one pass, updated by the parsing loop and the writer thread, sent as Progress."""
+
+    def __init__(self, source_id: str, total: int,
+                 emit: Callable[[Progress], None]) -> None:
+        self.source_id, self.total, self._emit = source_id, total, emit
+        self.parsed = self.failed = self.committed = 0
+        self.current = ""
+        self.t0 = time.monotonic()
+        self._first: tuple[float, int] | None = None  # (time, count) of the first commit
+        self._lock = threading.Lock()
+
+    def emit(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self._first is None and self.committed:
+                self._first = (now, self.committed)
+            # Measure the rate from the first commit on: before it, start-up (imports, model
+            # load) would make the estimate far too pessimistic.
+            if self._first is not None and now - self._first[0] > 0.5:
+                rate = (self.committed - self._first[1]) / (now - self._first[0])
+            else:
+                rate = self.committed / (now - self.t0) if now > self.t0 else 0.0
+            eta = (self.total - self.committed) / rate if rate else None
+            progress = Progress(self.source_id, "indexing", self.committed, self.total,
+                                self.failed, self.current, rate, eta, self.parsed)
+        self._emit(progress)
 
 
 @dataclass(slots=True)
@@ -511,11 +544,12 @@ class Indexer:
         # The first batch closes early so the model starts while the parsers are still busy.
         batch = _Batch(limit_seconds=1.0)
         queue = iter(work)
-        writer = _BatchPipeline(self._embed_prepared, lambda p: self._write(config, p, report,
-                                                                               scan_ns))
+        tracker = _Tracker(config.source_id, total, self.on_progress)
+        writer = _BatchPipeline(self._embed_prepared,
+                                lambda p: self._write(config, p, report, scan_ns, tracker))
         ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract")
         try:
-            self._run_items(config, queue, batch, writer, ex, job, report, total)
+            self._run_items(config, queue, batch, writer, ex, job, report, tracker)
         except BaseException:
             # Ctrl-C or an error: stop feeding the parsers, drop what was not started, and let
             # batches already handed to the writer finish whole (never half a batch).
@@ -529,9 +563,8 @@ class Indexer:
                    queue: Iterator[tuple[SourceItem, KnownDocument | None]],
                    batch: _Batch, writer: _BatchPipeline, ex: ThreadPoolExecutor,
                    job: Callable[[SourceItem, KnownDocument | None], _Outcome],
-                   report: SyncReport, total: int) -> None:
+                   report: SyncReport, tracker: _Tracker) -> None:
         """Feed the parsers, collect their results in batches, hand batches to the writer."""
-        t0 = time.monotonic()
         done = failed = 0
         pending: set[Future[_Outcome]] = set()
         exhausted = False
@@ -555,11 +588,10 @@ class Indexer:
                 done += 1
                 if out.error is not None:
                     failed += 1
-                elapsed = time.monotonic() - t0
-                rate = done / elapsed if elapsed > 0 else 0.0
-                self.on_progress(Progress(
-                    config.source_id, "indexing", done, total, failed,
-                    out.item.resolved_uri, rate, (total - done) / rate if rate else None))
+                tracker.parsed = done
+                tracker.failed = failed
+                tracker.current = out.item.resolved_uri
+                tracker.emit()
             if self.cancel.is_set():
                 break
             if (len(batch.outcomes) >= BATCH_DOCS or batch.n_chunks >= BATCH_CHUNKS
@@ -658,15 +690,13 @@ class Indexer:
             prepared.embedded = embedder.embedded - before
 
     def _write(self, config: SourceConfig, prepared: _Prepared, report: SyncReport,
-               scan_ns: int) -> None:
+               scan_ns: int, tracker: _Tracker | None = None) -> None:
         """Stage 3 (its own thread): the commit protocol for one batch, then the mirror."""
         import numpy as np
         import pyarrow as pa
 
         from app.core.store import chunks_schema
 
-        self.on_progress(Progress(config.source_id, "committing",
-                                  current=f"{len(prepared.docs)} documents"))
         chunk_table = None
         cols = prepared.cols
         if cols["chunk_id"]:
@@ -687,6 +717,9 @@ class Indexer:
         _fault("after-documents")
         self.state.apply_commit([self._mirror_row(d, scan_ns) for d in prepared.docs], [],
                                 str(result.documents_version))
+        if tracker is not None:
+            tracker.committed += len(prepared.docs)
+            tracker.emit()
 
     @staticmethod
     def _mirror_row(row: dict[str, Any], scan_ns: int) -> dict[str, Any]:

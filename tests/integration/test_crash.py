@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -116,7 +117,17 @@ def test_ctrl_c_mid_sync_stops_promptly_and_keeps_index_consistent(corpus, tmp_p
         [sys.executable, "-m", "app", "--home", str(home), "sync"], cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    time.sleep(5)
+    # Interrupt right after the first batch is committed: the pass is surely still running.
+    state_db = home / "data" / "state" / "sync-state.sqlite3"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(state_db) as db:
+                if db.execute("SELECT COUNT(*) FROM docs").fetchone()[0] > 0:
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     t = time.monotonic()
     _, err = proc.communicate(timeout=60)
