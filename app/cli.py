@@ -136,6 +136,7 @@ def _known_error(exc: Exception) -> tuple[str, int] | None:
         return str(exc), EXIT_BUSY
     if isinstance(exc, (ModelChangeError, SourceError, EmbeddingError)):
         return str(exc), EXIT_FAIL
+    # By name: importing app.core.store would load LanceDB just to print an error.
     if type(exc).__name__ in ("StoreError", "StoreIntegrityError"):
         return str(exc), EXIT_FAIL
     return None
@@ -450,16 +451,10 @@ def cmd_cleanup(args: argparse.Namespace, settings: Any) -> int:
     from app.core.sync import Indexer
 
     with Indexer(settings) as indexer:
-        indexer.state.close_unfinished_runs("interrupted")
-        report = indexer.store.repair()
-        if report.documents_to_redo:
-            indexer.state.forget_tokens(report.documents_to_redo)
-        before = indexer.store.version_stats()
-        indexer.store.maintain(prune_all=True)
-        indexer._rebuild_mirror(set(report.documents_to_redo))
-        after = indexer.store.version_stats()
-    print(f"Removed {report.orphan_chunks_deleted} orphan chunks; "
-          f"{len(report.documents_to_redo)} documents will be re-indexed on the next sync; "
+        result = indexer.cleanup()
+    before, after = result["before"], result["after"]
+    print(f"Removed {result['orphan_chunks_deleted']} orphan chunks; "
+          f"{len(result['documents_to_redo'])} documents will be re-indexed on the next sync; "
           f"versions {before['chunks_versions']}→{after['chunks_versions']}, "
           f"fragments {before['chunks_fragments']}→{after['chunks_fragments']}.")
     return EXIT_OK

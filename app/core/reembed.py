@@ -67,7 +67,7 @@ def reembed_index(settings: Any, *, assume_yes: bool) -> int:
         store.swap_chunks_from(side_name)
         store.documents.update(values={"embed_model": new_model})
         store.maintain(force=True)
-        ix._rebuild_mirror()
+        ix.rebuild_mirror()
         ix.state.set_meta("index_model", new_model)
     print(f"Done: {total:,} chunks now use {new_model}.")
     return 0

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -285,11 +285,14 @@ class Indexer:
                 redo = set(report.documents_to_redo)
                 log.warning("Recovered from an interrupted sync: %d orphan chunks removed, "
                             "%d documents to redo", report.orphan_chunks_deleted, len(redo))
-            self._rebuild_mirror(redo)
+            self.rebuild_mirror(redo)
             self.state.close_unfinished_runs("interrupted")
         self._checked = True
 
-    def _rebuild_mirror(self, redo: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def rebuild_mirror(self, redo: Iterable[str] = ()) -> None:
+        """Reload the SQLite mirror from the documents table; `redo` documents get no token,
+        so the next pass indexes them again."""
+        redo = set(redo)
         store = self.store
         cols = ["doc_uid", "source_id", "native_id", "uri", "title", "mime", "size",
                 "version_token", "content_hash", "status", "error", "chunk_count", "indexed_at"]
@@ -744,10 +747,22 @@ class Indexer:
         self.state.forget_tokens(uids)
         return len(uids)
 
+    def cleanup(self) -> dict[str, Any]:
+        """The seed's failed-sync cleanup: repair, compact, prune old versions, re-mirror."""
+        self.state.close_unfinished_runs("interrupted")
+        store = self.store
+        report = store.repair()
+        before = store.version_stats()
+        store.maintain(prune_all=True)
+        self.rebuild_mirror(report.documents_to_redo)
+        return {"orphan_chunks_deleted": report.orphan_chunks_deleted,
+                "documents_to_redo": report.documents_to_redo,
+                "before": before, "after": store.version_stats()}
+
     def purge_source(self, source_id: str) -> int:
         self.ensure_consistent()
         n = self.store.delete_source(source_id)
-        self._rebuild_mirror()
+        self.rebuild_mirror()
         return n
 
 
