@@ -382,7 +382,7 @@ def cmd_status(args: argparse.Namespace, settings: Any) -> int:
             "enabled": s.enabled, "documents": c.get("indexed", 0),
             "failed": c.get("failed", 0), "skipped": c.get("skipped", 0),
             "chunks": c.get("chunks", 0), "last_sync": run.get("finished_at"),
-            "last_outcome": run.get("outcome"),
+            "last_outcome": run.get("outcome"), "problems": run.get("problems", []),
         })
     info = {"version": __version__, "index": settings.index_uri,
             "documents_table": settings.documents_table, "chunks_table": settings.chunks_table,
@@ -401,6 +401,8 @@ def cmd_status(args: argparse.Namespace, settings: Any) -> int:
         when = _ago(s["last_sync"]) if s["last_sync"] else "never synced"
         print(f"  {s['source_id']:<20} {s['documents']:>7,} docs  {s['failed']:>4} failed  "
               f"{s['skipped']:>4} skipped  last sync: {when} ({s['last_outcome'] or '-'})")
+        for problem in s["problems"]:
+            print(f"    ! {problem}")
     return EXIT_OK
 
 

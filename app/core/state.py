@@ -9,11 +9,12 @@ re-sync that finds nothing changed answer from SQLite alone, without loading Lan
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,10 +208,17 @@ class SyncState:
         return out
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
+        """The latest pass of each source: when, how it ended, and the problems it reported."""
         out: dict[str, dict[str, Any]] = {}
-        for sid, started, finished, outcome in self._db.execute(
-            "SELECT source_id, started_at, finished_at, outcome FROM runs ORDER BY run_id"):
-            out[sid] = {"started_at": started, "finished_at": finished, "outcome": outcome}
+        for sid, started, finished, outcome, report in self._db.execute(
+            "SELECT source_id, started_at, finished_at, outcome, report FROM runs "
+            "WHERE run_id IN (SELECT MAX(run_id) FROM runs GROUP BY source_id)"):
+            problems: list[str] = []
+            if report:
+                with suppress(ValueError):
+                    problems = list(json.loads(report).get("problems", []))
+            out[sid] = {"started_at": started, "finished_at": finished, "outcome": outcome,
+                        "problems": problems}
         return out
 
     # -- writes ---------------------------------------------------------------------------------

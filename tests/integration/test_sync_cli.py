@@ -138,6 +138,9 @@ def test_folder_removed_deletes_nothing_and_says_so(cli, home, indexed, tmp_path
     indexed.rename(moved_away)
     r = cli.ok("sync")
     assert "Folder not found" in r.out and "Nothing under it was deleted" in r.out
+    status = json.loads(cli.ok("status", "--json").out)
+    assert "Folder not found" in status["sources"][0]["problems"][0]
+    assert "Folder not found" in cli.ok("status").out
     docs_rows, _ = assert_consistent(home)
     assert len(docs_rows) == 3
     moved_away.rename(indexed)
