@@ -1,6 +1,5 @@
 import os
-
-import pytest
+from pathlib import Path
 
 from app.core.models import SourceConfig, SourceType
 from app.sources.local import LocalFolderSource
@@ -62,15 +61,35 @@ def test_missing_root_is_a_problem_not_a_crash(tmp_path):
     assert "not found" in listing.problems[0][1]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
 def test_unreadable_subfolder_reported(tmp_path):
+    import json
+    import subprocess
+    import sys
+
     write(tmp_path, "locked/a.txt")
+    write(tmp_path, "open/b.txt")
     os.chmod(tmp_path / "locked", 0)
+    # Root reads everything unless it drops the capability to override permissions.
+    caps = "-dac_override,-dac_read_search"
+    prefix = (["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
+              if os.geteuid() == 0 else [])
+    script = (
+        "import json, sys\n"
+        "from app.core.models import SourceConfig, SourceType\n"
+        "from app.sources.local import LocalFolderSource\n"
+        "cfg = SourceConfig(SourceType.LOCAL_FILESYSTEM, 's', {'watch_paths': [sys.argv[1]]})\n"
+        "l = LocalFolderSource(cfg, default_patterns=('*.txt',)).list()\n"
+        "print(json.dumps({'items': [i.name for i in l.items], 'problems': l.problems}))\n")
     try:
-        listing = src(tmp_path).list()
+        out = subprocess.run([*prefix, sys.executable, "-c", script, str(tmp_path)],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     finally:
         os.chmod(tmp_path / "locked", 0o755)
-    assert listing.problems and listing.problems[0][0].endswith("locked")
+    listing = json.loads(out.stdout)
+    assert listing["items"] == ["b.txt"]
+    assert listing["problems"][0][0].endswith("locked")
+    assert "Nothing under it was deleted" in listing["problems"][0][1]
 
 
 def test_token_moves_with_content_change(tmp_path):
