@@ -337,7 +337,10 @@ class Indexer:
                 reports.append(self.sync_source(source))
         return reports
 
-    def sync_source(self, config: SourceConfig) -> SyncReport:
+    def sync_source(self, config: SourceConfig,
+                    paths: Iterable[str] | None = None) -> SyncReport:
+        """One pass over a source, or, with `paths` (watch hints), over just those paths:
+        files re-checked, folders walked, paths that are gone removed from the index."""
         self.ensure_consistent()
         self.check_model()
         started = time.monotonic()
@@ -345,7 +348,7 @@ class Indexer:
         run_id = self.state.begin_run(config.source_id)
         outcome = "error"
         try:
-            self._sync_source(config, report)
+            self._sync_source(config, report, paths)
             outcome = "cancelled" if report.cancelled else "ok"
         finally:
             report.seconds = time.monotonic() - started
@@ -354,11 +357,12 @@ class Indexer:
                                   report.added + report.modified, report.failed))
         return report
 
-    def _sync_source(self, config: SourceConfig, report: SyncReport) -> None:
+    def _sync_source(self, config: SourceConfig, report: SyncReport,
+                     paths: Iterable[str] | None) -> None:
         source = make_source(config, self.settings)
         self.on_progress(Progress(config.source_id, "scanning"))
         scan_ns = time.time_ns()
-        listing = source.list()
+        listing = source.list() if paths is None else source.list_paths(paths)
         report.problems.extend(f"{path}: {why}" for path, why in listing.problems)
         known = self.state.known(config.source_id)
         hasher = _safe_hash if self.settings.checksum_enabled else None

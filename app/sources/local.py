@@ -108,8 +108,81 @@ class LocalFolderSource:
             complete.append(root)
         return Listing(tuple(items), tuple(complete), tuple(problems))
 
+    def list_paths(self, paths: Iterable[str]) -> Listing:
+        """A listing of just these paths (watch hints): files are checked, folders walked.
+
+        The paths given become the listing's complete roots, so a path that no longer exists
+        deletes what the index holds under it, but only while the watched folder holding it
+        is reachable: a vanished drive still deletes nothing. Paths outside every watched
+        folder, hidden ones and excluded ones list nothing (a hidden or excluded path that the
+        index still holds is thereby removed, as a full scan would).
+        """
+        items: list[SourceItem] = []
+        complete: list[str] = []
+        problems: list[tuple[str, str]] = []
+        for raw in dict.fromkeys(os.path.abspath(p) for p in paths):
+            root = next((r for r in self.roots
+                         if raw == r or raw.startswith(r.rstrip(os.sep) + os.sep)), None)
+            if root is None:
+                continue
+            if not os.path.isdir(root) or not os.access(root, os.R_OK | os.X_OK):
+                problems.append((root, "Folder not found or not readable (unmounted drive?). "
+                                       "Nothing under it was deleted from the index."))
+                continue
+            if raw == root:
+                self._walk_root(root, items, problems)
+                complete.append(root)
+                continue
+            rel = os.path.relpath(raw, root).replace(os.sep, "/")
+            parts = rel.split("/")
+            complete.append(raw)
+            if not self.include_hidden and any(p.startswith(".") for p in parts):
+                continue
+            ignores = self._ancestor_ignores(root, parts[:-1])
+            try:
+                st = os.stat(raw) if self.follow_symlinks else os.lstat(raw)
+            except FileNotFoundError:
+                continue  # gone: the index drops what it held at or under this path
+            except OSError as exc:
+                complete.pop()
+                problems.append((raw, f"Cannot read: {exc.strerror}. Nothing under it was "
+                                      "deleted from the index."))
+                continue
+            if stat_mod.S_ISLNK(st.st_mode):
+                continue
+            if stat_mod.S_ISDIR(st.st_mode):
+                if self._excluded(rel + "/", ignores):
+                    continue
+                self._walk_root(root, items, problems, start=(raw, rel + "/", ignores))
+            elif stat_mod.S_ISREG(st.st_mode):
+                name = parts[-1]
+                if not self.wants_name(name) or self._excluded(rel, ignores):
+                    continue
+                if self._include_paths is not None and not self._include_paths.match_file(rel):
+                    continue
+                items.append(SourceItem(raw, "", name, st.st_size, st.st_mtime_ns,
+                                        local_token(st), raw))
+        return Listing(tuple(items), tuple(complete), tuple(problems))
+
+    def _ancestor_ignores(self, root: str, dirs: list[str]) -> tuple:
+        """Ignore files in force for an entry of root/dirs…: those of root and each folder on
+        the way down, as the full walk would have collected them."""
+        ignores: tuple = ()
+        names = (IGNORE_FILE, ".gitignore") if self.respect_gitignore else (IGNORE_FILE,)
+        directory, rel_dir = root, ""
+        for step in [None, *dirs]:
+            if step is not None:
+                directory = os.path.join(directory, step)
+                rel_dir = f"{rel_dir}{step}/"
+            for name in names:
+                spec = _read_ignore_file(os.path.join(directory, name))
+                if spec is not None:
+                    ignores = (*ignores, (rel_dir, spec))
+        return ignores
+
     def _walk_root(
-        self, root: str, items: list[SourceItem], problems: list[tuple[str, str]]
+        self, root: str, items: list[SourceItem], problems: list[tuple[str, str]],
+        start: tuple[str, str, tuple] | None = None,
     ) -> None:
         seen_dirs: set[tuple[int, int]] = set()
         follow = self.follow_symlinks
@@ -120,7 +193,7 @@ class LocalFolderSource:
         append = items.append
         S_ISREG = stat_mod.S_ISREG
         # Stack of (directory, relative path prefix, ignore specs in force as (base_rel, spec)).
-        stack: list[tuple[str, str, tuple]] = [(root, "", ())]
+        stack: list[tuple[str, str, tuple]] = [start or (root, "", ())]
         while stack:
             directory, rel_dir, ignores = stack.pop()
             if self.follow_symlinks:

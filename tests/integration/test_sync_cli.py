@@ -265,3 +265,42 @@ def test_second_writer_is_refused(tmp_path, docs):
     settings = load_settings(home=tmp_path / "h", env={})
     with Indexer(settings), pytest.raises(IndexLockedError, match="Another LanceDB Sync"):
         Indexer(settings)
+
+
+def test_targeted_recheck_of_hinted_paths(home, indexed, tmp_path):
+    """What the watcher will drive: only the hinted paths are looked at."""
+    from app.config import load_settings
+    from app.core.sync import Indexer
+
+    docs = indexed
+    settings = load_settings(home=home, env={})
+    source = settings.source("docs")
+    (docs / "beta.txt").write_text("Kettle descaling: lemon juice, then rinse.\n")
+    (docs / "nested" / "new.md").write_text("# New\n\nAxolotls regrow their limbs.\n")
+    (docs / "alpha.md").unlink()
+    (docs / "not-hinted.md").write_text("# Quiet\n\nNobody told the watcher about pangolins.\n")
+    (docs / ".hidden.md").write_text("secret")
+    with Indexer(settings) as ix:
+        rep = ix.sync_source(source, [str(docs / "beta.txt"), str(docs / "nested"),
+                                      str(docs / "alpha.md"), str(docs / ".hidden.md"),
+                                      "/somewhere/else.md"])
+        assert (rep.modified, rep.added, rep.deleted) == (1, 1, 1)
+        from app.core.search import Searcher
+        from app.core.store import Store
+
+        store = Store(settings.index_uri, settings.documents_table, settings.chunks_table,
+                      model_id="", dim=256, read_only=True)
+        fts = Searcher(store, None)
+        assert fts.search("axolotls", mode="fts")[0].uri.endswith("new.md")
+        assert fts.search("pangolins", mode="fts") == []  # not hinted, not looked at
+        assert fts.search("quokka", mode="fts") == []
+        # A hint under a watched folder that is gone (unmounted) deletes nothing.
+        (docs / "nested").rename(tmp_path / "away")
+        docs.rename(tmp_path / "unmounted")
+        rep = ix.sync_source(source, [str(docs / "nested" / "gamma.md")])
+        assert rep.deleted == 0 and rep.problems
+        (tmp_path / "unmounted").rename(docs)
+        # The full pass still catches what no hint mentioned.
+        rep = ix.sync_source(source)
+        assert rep.added == 1 and rep.deleted == 2  # pangolins; the moved-away folder's files
+    assert_consistent(home)

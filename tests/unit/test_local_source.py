@@ -98,3 +98,21 @@ def test_token_moves_with_content_change(tmp_path):
     p.write_text("three")
     t2 = src(tmp_path).list().items[0].version_token
     assert t1 != t2
+
+
+def test_list_paths_applies_the_same_rules_as_a_full_walk(tmp_path):
+    write(tmp_path, ".gitignore", "*.md\n")
+    write(tmp_path, "sub/.lancedbsyncignore", "drafts/\n")
+    for rel in ["sub/a.txt", "sub/b.md", "sub/drafts/c.txt", "sub/deep/d.txt", "e.txt"]:
+        write(tmp_path, rel)
+    source = src(tmp_path, exclude_patterns=["e.txt"])
+    full = {i.native_id for i in source.list().items}
+    hinted = source.list_paths([str(tmp_path / r) for r in
+                                ["sub/a.txt", "sub/b.md", "sub/drafts/c.txt", "sub/deep",
+                                 "e.txt", "sub/gone.txt"]])
+    assert {i.native_id for i in hinted.items} == full == {
+        str(tmp_path / "sub/a.txt"), str(tmp_path / "sub/deep/d.txt")}
+    # Every hinted path is complete: what the index holds there may be removed.
+    assert str(tmp_path / "sub/gone.txt") in hinted.complete_roots
+    assert hinted.problems == ()
+    assert source.list_paths(["/elsewhere/x.txt"]).complete_roots == ()
