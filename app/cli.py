@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", help="retry failed files on the next sync (and run it)")
     retry.add_argument("--source", dest="source_id", metavar="ID")
     retry.add_argument("--no-sync", action="store_true", help="only mark them for retry")
+    run = sub.add_parser("run", help="run the sync service in the foreground (headless daemon): "
+                                     "watch sources, keep the index up to date")
+    run.add_argument("--no-watch", action="store_true",
+                     help="do not watch folders; only periodic scans")
     sub.add_parser("cleanup", help="repair after a failed sync, compact, prune old versions")
     reembed = sub.add_parser("reembed", help="re-embed the index with the configured model")
     reembed.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -449,6 +453,72 @@ def cmd_retry(args: argparse.Namespace, settings: Any) -> int:
     return cmd_sync(argparse.Namespace(source_id=args.source_id, json=False), settings)
 
 
+def cmd_run(args: argparse.Namespace, settings: Any) -> int:
+    import asyncio
+    import signal
+
+    from app.core.lock import IndexLockedError
+    from app.service.orchestrator import Service
+
+    if not settings.sources:
+        raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
+                        "FOLDER", EXIT_USAGE)
+
+    async def main() -> int:
+        service = Service(settings, watch=False if args.no_watch else None)
+        try:
+            await service.start()
+        except IndexLockedError:
+            print("lancedb-sync: another instance is already running on this index; stop it "
+                  "first (or use its tray menu).", file=sys.stderr)
+            return EXIT_BUSY
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C only
+                loop.add_signal_handler(sig, stop.set)
+        printer = asyncio.create_task(_print_events(service))
+        print(f"lancedb-sync: running ({len(settings.sources)} sources); Ctrl-C to stop.",
+              file=sys.stderr, flush=True)
+        await stop.wait()
+        print("lancedb-sync: stopping…", file=sys.stderr, flush=True)
+        await service.stop()
+        printer.cancel()
+        return EXIT_OK
+
+    import contextlib
+
+    return asyncio.run(main())
+
+
+async def _print_events(service: Any) -> None:
+    """One line per event that matters; progress at most every 2 s per source."""
+    last_progress: dict[str, float] = {}
+    async for ev in service.events.stream():
+        stamp = time.strftime("%H:%M:%S", time.localtime(ev.at))
+        if ev.kind == "progress":
+            if ev.data["phase"] != "indexing" or time.monotonic() - last_progress.get(
+                    ev.source_id, 0) < 2:
+                continue
+            last_progress[ev.source_id] = time.monotonic()
+            d = ev.data
+            line = f"{ev.source_id}: {d['done']}/{d['total']} indexed, {d['failed']} failed"
+        elif ev.kind == "sync_finished":
+            r = ev.data["report"]
+            if not (r["added"] or r["modified"] or r["deleted"] or r["moved"] or r["failed"]
+                    or r["problems"]):
+                continue
+            line = (f"{ev.source_id}: added {r['added']}, modified {r['modified']}, deleted "
+                    f"{r['deleted']}, moved {r['moved']}, failed {r['failed']} "
+                    f"({r['seconds']:.2f} s)")
+            line += "".join(f"\n  ! {p}" for p in r["problems"])
+        elif ev.kind in ("error", "watcher", "paused", "resumed"):
+            line = f"{ev.source_id or 'service'}: {ev.kind} {ev.data}"
+        else:
+            continue
+        print(f"{stamp} {line}", flush=True)
+
+
 def cmd_cleanup(args: argparse.Namespace, settings: Any) -> int:
     from app.core.sync import Indexer
 
@@ -476,6 +546,7 @@ _COMMANDS = {
     "failed": cmd_failed,
     "retry": cmd_retry,
     "cleanup": cmd_cleanup,
+    "run": cmd_run,
     "reembed": cmd_reembed,
 }
 

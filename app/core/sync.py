@@ -331,10 +331,11 @@ class Indexer:
         self.check_model()
         reports = []
         for source in sources:
-            if self.cancel.is_set():
-                break
             if source.enabled:
-                reports.append(self.sync_source(source))
+                report = self.sync_source(source)
+                reports.append(report)
+                if report.cancelled:
+                    break
         return reports
 
     def sync_source(self, config: SourceConfig,
@@ -343,6 +344,8 @@ class Indexer:
         files re-checked, folders walked, paths that are gone removed from the index."""
         self.ensure_consistent()
         self.check_model()
+        # A cancel applies to the pass under way; a long-lived indexer starts each pass afresh.
+        self.cancel.clear()
         started = time.monotonic()
         report = SyncReport(config.source_id)
         run_id = self.state.begin_run(config.source_id)
