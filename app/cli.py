@@ -478,7 +478,8 @@ def cmd_run(args: argparse.Namespace, settings: Any) -> int:
             with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C only
                 loop.add_signal_handler(sig, stop.set)
         printer = asyncio.create_task(_print_events(service))
-        print(f"lancedb-sync: running ({len(settings.sources)} sources); Ctrl-C to stop.",
+        n = len(settings.sources)
+        print(f"lancedb-sync: running ({n} source{'s' if n != 1 else ''}); Ctrl-C to stop.",
               file=sys.stderr, flush=True)
         await stop.wait()
         print("lancedb-sync: stopping…", file=sys.stderr, flush=True)
