@@ -5,8 +5,11 @@ pass runs in a worker thread through one `Indexer` (the index's single writer). 
 handled before periodic full passes, one pass at a time. No Qt, no HTTP here: the CLI daemon,
 the tray and the REST API drive this object and consume its `events`.
 
-Not yet here (issue 3 continues): retries with backoff, health checks, battery/low-priority
-modes and the watcher's return from polling to live watching.
+A source whose pass fails is retried with exponential backoff and jitter (`MAX_RETRIES`), then
+only every few minutes until it recovers or the user asks for a sync.
+
+Not yet here (issue 3 continues): health checks, battery/low-priority modes and the watcher's
+return from polling to live watching.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from app.config import Settings, save_sources
 from app.core.models import SourceConfig, SourceType
 from app.service.events import EventBus
+from app.service.retry import Backoff, RetryState
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +33,11 @@ PAUSE_FILE = "service.json"
 
 
 class Service:
-    def __init__(self, settings: Settings, *, watch: bool | None = None) -> None:
+    def __init__(self, settings: Settings, *, watch: bool | None = None,
+                 clock: Any = time.monotonic) -> None:
         self.settings = settings
+        self._clock = clock
+        self._retry: dict[str, RetryState] = {}
         self.events = EventBus()
         self._watch = settings.enable_source_monitoring if watch is None else watch
         self._indexer: Any = None
@@ -107,6 +114,7 @@ class Service:
         for source in self.settings.sources:
             if source.enabled and (source_id is None or source.source_id == source_id):
                 self._pending[source.source_id] = None
+                self._retry_state(source.source_id).reset_wait()
         self._poke()
 
     def pause(self, until: float | None = None) -> None:
@@ -148,6 +156,9 @@ class Service:
                 "progress": self._progress.get(s.source_id),
                 "last_sync": self._last.get(s.source_id),
                 "queued": s.source_id in self._pending,
+                "failures": self._retry_state(s.source_id).failures,
+                "retry_in": round(self._retry_state(s.source_id).retry_in(), 1),
+                "last_error": self._retry_state(s.source_id).last_error,
             })
         return {"paused": paused, "paused_until": until, "current": self._current,
                 "sources": sources}
@@ -169,26 +180,37 @@ class Service:
         self._pending[sid] = None
         self._next_full[sid] = time.monotonic() + self._interval(source)
         self._states[sid] = "queued"
-        if self._watch and source.source_type is SourceType.LOCAL_FILESYSTEM:
+        roots = source.config.get("watch_paths") or []
+        if self._watch and source.source_type is SourceType.LOCAL_FILESYSTEM and roots:
             from app.sources.watch import FolderWatcher
 
             loop = self._loop
             assert loop is not None
-            roots = source.config.get("watch_paths") or []
-            watcher = FolderWatcher(
-                [str(Path(r).expanduser()) for r in roots],
-                lambda paths, sid=sid: loop.call_soon_threadsafe(self._hint, sid, paths),
-                poll_interval_s=float(self._interval(source)),
-                on_state=lambda state, reason, sid=sid: self.events.publish(
-                    "watcher", sid, state=state, reason=reason))
-            await asyncio.to_thread(watcher.start)
-            self._watchers[sid] = watcher
+            try:
+                watcher = FolderWatcher(
+                    [str(Path(r).expanduser()) for r in roots],
+                    lambda paths, sid=sid: loop.call_soon_threadsafe(self._hint, sid, paths),
+                    poll_interval_s=float(self._interval(source)),
+                    on_state=lambda state, reason, sid=sid: self.events.publish(
+                        "watcher", sid, state=state, reason=reason))
+                await asyncio.to_thread(watcher.start)
+            except Exception as exc:  # no live watching; periodic passes still run
+                log.exception("cannot watch %s", sid)
+                self.events.publish("watcher", sid, state="off", reason=str(exc))
+            else:
+                self._watchers[sid] = watcher
         self._poke()
 
     async def _disarm(self, source_id: str) -> None:
         watcher = self._watchers.pop(source_id, None)
         if watcher is not None:
             await asyncio.to_thread(watcher.stop)
+
+    def _retry_state(self, source_id: str) -> RetryState:
+        if source_id not in self._retry:
+            self._retry[source_id] = RetryState(Backoff(), self.settings.max_retries,
+                                                self._clock)
+        return self._retry[source_id]
 
     def _interval(self, source: SourceConfig) -> int:
         return source.poll_interval or self.settings.sync_interval
@@ -214,6 +236,8 @@ class Service:
         hinted = [sid for sid, p in self._pending.items() if p is not None]
         order = hinted + [sid for sid, p in self._pending.items() if p is None]
         for sid in order:
+            if not self._retry_state(sid).ready():
+                continue  # backing off after a failure; the job stays queued
             paths = self._pending.pop(sid)
             if self.settings.source(sid) is not None:
                 return sid, paths
@@ -236,6 +260,7 @@ class Service:
         if paused_until is not None:
             return max(0.1, min(60.0, paused_until - time.time()))
         due = [t - time.monotonic() for t in self._next_full.values()]
+        due += [r.retry_in() for sid, r in self._retry.items() if sid in self._pending]
         return max(0.1, min([60.0, *due]))
 
     async def _pass(self, source_id: str, paths: set[str] | None) -> None:
@@ -248,14 +273,19 @@ class Service:
                                              sorted(paths) if paths is not None else None)
         except Exception as exc:  # recorded and shown; the service goes on with other sources
             log.exception("sync of %s failed", source_id)
+            retry = self._retry_state(source_id)
+            wait = retry.record_failure(str(exc))
+            # Keep the work queued: it runs again once the backoff has passed.
+            self._pending[source_id] = None if paths is None else (
+                (self._pending.get(source_id) or set()) | paths)
             self._set_state(source_id, "error")
-            self.events.publish("error", source_id, reason=str(exc))
-            if paths is None:
-                self._next_full[source_id] = time.monotonic() + self._interval(source)
+            self.events.publish("error", source_id, reason=str(exc), retry_in=round(wait, 1),
+                                failures=retry.failures, failing=retry.failing)
             return
         finally:
             self._current = None
             self._progress.pop(source_id, None)
+        self._retry_state(source_id).record_success()
         if paths is None:
             self._next_full[source_id] = time.monotonic() + self._interval(source)
         if report.cancelled:

@@ -170,3 +170,31 @@ def test_run_daemon_single_instance_and_sigterm(tmp_path):
     finally:
         if daemon.poll() is None:
             daemon.kill()
+
+
+def test_failing_source_backs_off_and_sync_now_retries(tmp_path):
+    home = tmp_path / "home"
+    settings = load_settings(home=home, env={})
+    # No folders: every pass of this source fails with a SourceError.
+    broken = SourceConfig(SourceType.LOCAL_FILESYSTEM, "broken", {"watch_paths": []},
+                          poll_interval=3600)
+    settings = save_sources(settings, (broken,))
+
+    async def scenario():
+        service = Service(settings)
+        errors = []
+        service.events.subscribe(lambda e: errors.append(e) if e.kind == "error" else None)
+        await service.start()
+        try:
+            assert await wait_for(lambda: len(errors) == 1)
+            status = service.get_status()["sources"][0]
+            assert status["state"] == "error" and status["failures"] == 1
+            assert "no watch_paths" in status["last_error"]
+            assert 1.0 <= errors[0].data["retry_in"] <= 3.0  # first backoff step: ~2 s
+            service.sync_now("broken")  # the user asks: try at once, not after the backoff
+            assert await wait_for(lambda: len(errors) == 2, timeout=1.5)
+            assert errors[1].data["retry_in"] > errors[0].data["retry_in"]
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
