@@ -108,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     from app.config import ConfigError, load_settings
 
+    _enable_stack_dumps()
+
     try:
         settings = load_settings(home=args.home)
         _setup_logging(settings)
@@ -128,6 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"lancedb-sync: {known[0]}", file=sys.stderr)
         return known[1]
+
+
+def _enable_stack_dumps() -> None:
+    """`kill -USR1 <pid>` prints every thread's stack to stderr: how to report a hang."""
+    import contextlib
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):
+        # Not possible when stderr is no real file (embedded, captured): then just skip it.
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def _known_error(exc: Exception) -> tuple[str, int] | None:
@@ -282,6 +296,9 @@ def _tail(text: str, n: int) -> str:
 
 
 def cmd_sync(args: argparse.Namespace, settings: Any) -> int:
+    import signal
+    import threading
+
     from app.core.sync import Indexer
 
     sources = [s for s in settings.sources if not args.source_id or s.source_id == args.source_id]
@@ -291,11 +308,34 @@ def cmd_sync(args: argparse.Namespace, settings: Any) -> int:
         raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
                         "FOLDER", EXIT_USAGE)
     progress = _ProgressLine()
-    with Indexer(settings, on_progress=progress) as indexer:
-        try:
-            reports = indexer.sync(sources)
-        finally:
-            progress.finish()
+    cancel = threading.Event()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        # The first Ctrl-C asks the pass to stop at the next batch boundary (nothing
+        # half-written); a second one interrupts at once.
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\nlancedb-sync: stopping after the current batch (Ctrl-C again to force)…",
+              file=sys.stderr, flush=True)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
+    try:
+        with Indexer(settings, on_progress=progress, cancel=cancel) as indexer:
+            try:
+                reports = indexer.sync(sources)
+            finally:
+                progress.finish()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if cancel.is_set():
+        done = sum(r.added + r.modified for r in reports)
+        print(f"lancedb-sync: interrupted; {done} documents were indexed before stopping and "
+              "nothing half-written was kept. Run 'lancedb-sync sync' to continue.",
+              file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps([r.as_dict() for r in reports], indent=2))
     else:

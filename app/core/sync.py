@@ -344,8 +344,6 @@ class Indexer:
         files re-checked, folders walked, paths that are gone removed from the index."""
         self.ensure_consistent()
         self.check_model()
-        # A cancel applies to the pass under way; a long-lived indexer starts each pass afresh.
-        self.cancel.clear()
         started = time.monotonic()
         report = SyncReport(config.source_id)
         run_id = self.state.begin_run(config.source_id)

@@ -267,6 +267,7 @@ class Service:
         source = self.settings.source(source_id)
         assert source is not None and self._indexer is not None
         self._current = source_id
+        self._indexer.cancel.clear()  # a cancel applies to the pass it was meant for
         self._set_state(source_id, "scanning" if paths is None else "indexing")
         try:
             report = await asyncio.to_thread(self._indexer.sync_source, source,
