@@ -281,9 +281,3 @@ def _atomic_write(path: Path, payload: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def describe_settings() -> list[tuple[str, str | None, str, str]]:
-    """(name, env var, default, help) rows for docs and `--help`."""
-    return [(f.name, f.env, repr(f.default), f.help) for f in FIELDS]
-

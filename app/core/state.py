@@ -175,19 +175,6 @@ class SyncState:
                 out[r[1]] = KnownDocument(*r)
         return out
 
-    def doc_uids_by_hash(self, hashes: Iterable[str]) -> dict[str, str]:
-        """content_hash → doc_uid of an indexed document with that content (any source)."""
-        out: dict[str, str] = {}
-        hashes = [h for h in set(hashes) if h]
-        for i in range(0, len(hashes), 500):
-            part = hashes[i:i + 500]
-            q = ",".join("?" * len(part))
-            for h, uid in self._db.execute(
-                f"SELECT content_hash, doc_uid FROM docs WHERE status='indexed' "
-                f"AND chunk_count > 0 AND content_hash IN ({q})", part):
-                out.setdefault(h, uid)
-        return out
-
     def failed(self, source_id: str | None = None) -> list[FailedFile]:
         q = ("SELECT doc_uid, source_id, uri, status, error, indexed_at FROM docs "
              "WHERE status != 'indexed'")
@@ -259,9 +246,6 @@ class SyncState:
             )
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('documents_version', ?)",
                        (version,))
-
-    def forget_version(self) -> None:
-        self._db.execute("DELETE FROM meta WHERE key='documents_version'")
 
     # -- run journal ----------------------------------------------------------------------------
 

@@ -213,7 +213,7 @@ class Service:
         return self._retry[source_id]
 
     def _interval(self, source: SourceConfig) -> int:
-        return source.poll_interval or self.settings.sync_interval
+        return source.poll_interval or self.settings.default_poll_interval
 
     def _hint(self, source_id: str, paths: set[str]) -> None:
         if source_id not in self._watchers:

@@ -13,7 +13,7 @@ import re
 import stat as stat_mod
 from collections.abc import Iterable, Sequence
 
-from app.core.models import Listing, SourceConfig, SourceItem, file_uri
+from app.core.models import Listing, SourceConfig, SourceItem
 from app.sources.base import SourceError
 
 IGNORE_FILE = ".lancedbsyncignore"
@@ -262,8 +262,8 @@ class LocalFolderSource:
                 if check_hidden_attr and getattr(st, "st_file_attributes", 0) & _HIDDEN_ATTR:
                     continue
                 path = entry.path
-                append(SourceItem(path, "", name, st.st_size, st.st_mtime_ns,
-                                  f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}", path))
+                append(SourceItem(path, "", name, st.st_size, st.st_mtime_ns, local_token(st),
+                                  path))
 
     def _excluded(self, rel: str, ignores: tuple) -> bool:
         if self._exclude is not None and self._exclude.match_file(rel):
@@ -274,16 +274,6 @@ class LocalFolderSource:
                 return True
         return False
 
-    def stat_item(self, path: str) -> SourceItem | None:
-        """A fresh listing entry for one path (used for targeted re-checks), None if not wanted."""
-        try:
-            st = os.stat(path, follow_symlinks=self.follow_symlinks)
-        except OSError:
-            return None
-        if not stat_mod.S_ISREG(st.st_mode) or not self.wants_name(os.path.basename(path)):
-            return None
-        return SourceItem(path, file_uri(path), os.path.basename(path), st.st_size,
-                          st.st_mtime_ns, local_token(st), path)
 
 
 def _is_plain_extension(pattern: str) -> bool:
