@@ -194,7 +194,7 @@ def source_line(s: dict[str, Any]) -> str:
         pct = 100 * p["done"] / p["total"]
         rate = f" {p['rate']:.0f}/s" if p.get("rate") else ""
         eta = f" ETA {format_eta(p['eta_s'])}" if p.get("eta_s") else ""
-        current = f"  {p['current']}" if p.get("current") else ""
+        current = f"  {p['current'].removeprefix('file://')}" if p.get("current") else ""
         return (f"{sid:<16} {state:<9} {p['done']:,}/{p['total']:,} {pct:3.0f}%{rate}{eta}"
                 f"{current}")
     last = s.get("last_sync") or {}

@@ -608,6 +608,10 @@ class Service:
                 "rate": round(progress.rate, 2), "eta_s": progress.eta_s,
                 "parsed": progress.parsed}
         self._progress[progress.source_id] = data
+        if (progress.phase == "indexing" and self._loop is not None
+                and self._states.get(progress.source_id) == "scanning"):
+            # Called on a pass thread: state changes belong to the loop.
+            self._loop.call_soon_threadsafe(self._set_state, progress.source_id, "indexing")
         self.events.publish("progress", progress.source_id, **data)
 
     def _pause_path(self) -> Path:
