@@ -344,11 +344,13 @@ def test_low_priority_mode_lowers_the_pass_thread_and_the_parser_workers(tmp_pat
     async def scenario():
         service = Service(settings, watch=False)
         rec = Recorder(service)
+        started = time.time() - 1
         await service.start()
         try:
             assert await wait_for(lambda: rec.of("sync_finished"))
+            # This service's parser workers (not other tests' leftovers or the resource tracker).
             workers = [p for p in psutil.Process().children()
-                       if "multiprocessing" in " ".join(p.cmdline())]
+                       if "spawn_main" in " ".join(p.cmdline()) and p.create_time() >= started]
             assert workers and all(p.nice() >= 10 for p in workers)
             passes = [t for t in threading.enumerate() if t.name.startswith("sync-pass")]
             assert passes and all(
