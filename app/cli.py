@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-watch", action="store_true",
                      help="do not watch folders; only periodic scans")
     sub.add_parser("cleanup", help="repair after a failed sync, compact, prune old versions")
+    sub.add_parser("self-check", help="check that every part of this installation works "
+                                      "(JSON report; exit 0 only if all passed)")
     reembed = sub.add_parser("reembed", help="re-embed the index with the configured model")
     reembed.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return p
@@ -567,6 +569,12 @@ def cmd_cleanup(args: argparse.Namespace, settings: Any) -> int:
     return EXIT_OK
 
 
+def cmd_self_check(args: argparse.Namespace, settings: Any) -> int:
+    from app import selfcheck
+
+    return selfcheck.main()
+
+
 def cmd_reembed(args: argparse.Namespace, settings: Any) -> int:
     from app.core.reembed import reembed_index
 
@@ -583,6 +591,7 @@ _COMMANDS = {
     "cleanup": cmd_cleanup,
     "run": cmd_run,
     "reembed": cmd_reembed,
+    "self-check": cmd_self_check,
 }
 
 
