@@ -71,9 +71,13 @@ chmod 755 "$PKG/DEBIAN/postinst" "$PKG/DEBIAN/postrm"
 
 mkdir -p "$OUT"
 DEB="$OUT/lancedb-sync_${VERSION}_${ARCH}.deb"
-# xz at level 6: a good size for a one-time download without minutes of compression.
-dpkg-deb --root-owner-group -Zxz -z6 --build "$PKG" "$DEB" >/dev/null
-TAR="$OUT/lancedb-sync-${VERSION}-linux-${ARCH}.tar.gz"
-tar -C "$(dirname "$ONEDIR")" -czf "$TAR" "$(basename "$ONEDIR")"
+# zstd: dpkg reads it since Debian 12 / Ubuntu 21.10. Level 12 on two threads compresses the
+# ~670 MB tree in about a minute; xz -6 saves a further 25% but takes five times as long.
+dpkg-deb --root-owner-group -Zzstd -z"${DEB_ZSTD_LEVEL:-12}" --threads-max=0 \
+    --build "$PKG" "$DEB" >/dev/null
 echo "$DEB"
-echo "$TAR"
+if [ -z "${SKIP_TARBALL:-}" ]; then
+    TAR="$OUT/lancedb-sync-${VERSION}-linux-${ARCH}.tar.gz"
+    tar -C "$(dirname "$ONEDIR")" -czf "$TAR" "$(basename "$ONEDIR")"
+    echo "$TAR"
+fi
