@@ -655,7 +655,11 @@ class BackupManager:
             with lock:
                 if size is not None and size != f.size:
                     problems.append(f"{f.path}: size {size} in the bucket, {f.size} expected")
-                elif got is not None and got != f.sha256:
+                elif got is None:
+                    problems.append(f"{f.path}: replaced in the bucket since the backup (it "
+                                    "carries no checksum); 'backup verify --download' checks "
+                                    "its contents")
+                elif got != f.sha256:
                     problems.append(f"{f.path}: checksum mismatch (sha256 {got[:12]}…, "
                                     f"expected {f.sha256[:12]}…)")
             transfer.file_done(f.path)
@@ -689,6 +693,12 @@ class BackupManager:
         t0 = time.monotonic()
         home_index = target is None
         dest = (self._index_dir() if home_index else Path(target)).expanduser().resolve()
+        if home_index and (snapshot.documents_table, snapshot.chunks_table) != self._tables():
+            raise BackupConfigError(
+                f"The snapshot's tables are {snapshot.documents_table} and "
+                f"{snapshot.chunks_table}, but this index uses {self._tables()[0]} and "
+                f"{self._tables()[1]}. Set LANCEDB_TABLE_NAME and LANCEDB_CHUNKS_TABLE_NAME to "
+                "the snapshot's names, or restore with --to DIR.")
         if _non_empty_index(dest) and not force:
             raise RestoreRefusedError(
                 f"{dest} already holds an index. Restoring would replace it; run again with "

@@ -138,7 +138,9 @@ def test_backup_restore_search_and_incremental_resync(cli, home, indexed, tmp_pa
     assert hits(other, "citric acid") == expected["citric acid"]
 
 
-def test_second_backup_uploads_only_new_files(cli, home, indexed, moto, bucket):
+def test_second_backup_uploads_only_new_files(cli, home, indexed, moto, bucket, monkeypatch):
+    monkeypatch.setenv("S3_SSE", "aes256")
+    monkeypatch.setenv("BACKUP_MAX_BANDWIDTH_MB", "50")
     first = json.loads(cli.ok("backup", "--json").out)
     before = objects(moto, bucket)
     (indexed / "beta.txt").write_text("Kettle descaling: vinegar works too.\n")
@@ -156,6 +158,8 @@ def test_second_backup_uploads_only_new_files(cli, home, indexed, moto, bucket):
     data_keys = lambda objs: {k for k in objs if "/snapshots/" not in k}  # noqa: E731
     assert len(data_keys(after)) == len(data_keys(before)) + len(new)
     assert sum(after[k] for k in data_keys(after) - data_keys(before)) == new_bytes
+    for key in after:
+        assert s3(moto).head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "AES256"
     # Nothing changed: nothing to upload, one more (tiny) snapshot manifest.
     third = json.loads(cli.ok("backup", "--json").out)
     assert third["uploaded_files"] == 0 and third["uploaded_bytes"] == 0
@@ -252,6 +256,22 @@ def test_endpoint_gone_mid_upload_then_retry(home, cli, docs, monkeypatch, moto,
     proxy.cut()
 
 
+def test_cancel_mid_upload_publishes_nothing(home, indexed, moto, bucket):
+    from app.backup.errors import BackupCancelled
+
+    cancel = threading.Event()
+
+    def cancel_after_one(p):
+        if p.phase == "uploading" and p.files_done >= 1:
+            cancel.set()
+
+    with pytest.raises(BackupCancelled):
+        manager(home).backup(on_progress=cancel_after_one, cancel=cancel)
+    assert manager(home).snapshots() == []
+    assert not any("lease.json" in k for k in objects(moto, bucket))
+    assert manager(home).backup().uploaded_files > 0
+
+
 def test_corrupted_object_is_named_and_refused(cli, home, indexed, moto, bucket, tmp_path,
                                                capsys):
     out = json.loads(cli.ok("backup", "--json").out)
@@ -268,8 +288,9 @@ def test_corrupted_object_is_named_and_refused(cli, home, indexed, moto, bucket,
     with pytest.raises(IntegrityError) as info:
         manager(tmp_path / "home2").restore(snap, target=tmp_path / "elsewhere")
     assert info.value.path == victim.path
-    r = cli("backup", "verify", "--download")
-    assert r.code == 1 and victim.path in r.out
+    for extra in ((), ("--download",)):
+        r = cli("backup", "verify", *extra)
+        assert r.code == 1 and victim.path in r.out
 
 
 def test_prune_keeps_every_file_a_kept_snapshot_needs(cli, home, indexed, moto, bucket,
