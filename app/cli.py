@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--no-sync", action="store_true", help="only mark them for retry")
     run = sub.add_parser("run", help="run the sync service in the foreground (headless daemon): "
                                      "watch sources, keep the index up to date")
+    run.add_argument("--plain", action="store_true",
+                     help="one log line per event, even on a terminal")
     run.add_argument("--no-watch", action="store_true",
                      help="do not watch folders; only periodic scans")
     sub.add_parser("cleanup", help="repair after a failed sync, compact, prune old versions")
@@ -480,26 +482,76 @@ def cmd_status(args: argparse.Namespace, settings: Any) -> int:
             "chunks": c.get("chunks", 0), "last_sync": run.get("finished_at"),
             "last_outcome": run.get("outcome"), "problems": run.get("problems", []),
         })
+    service = _service_status(settings)
+    live = {s["source_id"]: s for s in service.get("sources", [])}
+    for s in sources:
+        s.update({k: live.get(s["source_id"], {}).get(k) for k in (
+            "state", "waiting", "watcher", "watcher_reason", "progress", "queued_paths")})
     info = {"version": __version__, "index": settings.index_uri,
             "documents_table": settings.documents_table, "chunks_table": settings.chunks_table,
             "embed_model": model or None, "sources": sources,
             "documents": sum(s["documents"] for s in sources),
             "failed": sum(s["failed"] for s in sources),
-            "chunks": sum(s["chunks"] for s in sources)}
+            "chunks": sum(s["chunks"] for s in sources),
+            "service": {k: service.get(k) for k in (
+                "running", "pid", "paused", "paused_until", "held", "on_battery", "queue",
+                "health", "updated_at")}}
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     print(f"Index: {info['index']}  ({info['documents']:,} documents, {info['chunks']:,} chunks"
           f"{', model ' + model if model else ''})")
+    health = service.get("health") or {}
+    if service.get("running"):
+        q = service.get("queue") or {}
+        mode = "paused" if service.get("paused") else "running"
+        print(f"Service: {mode} (pid {service['pid']}), health {health.get('status', '?')}, "
+              f"queue: {q.get('sources', 0)} source(s), {q.get('paths', 0)} path(s)")
+    else:
+        print(f"Service: not running (start it with 'lancedb-sync run' or the tray app); "
+              f"health {health.get('status', '?')}")
+    for check in health.get("checks", []):
+        if check["status"] != "ok":
+            who = f"{check['source_id']}: " if check.get("source_id") else ""
+            print(f"  {check['status'].upper()}: {who}{check['detail']}")
     if not sources:
         print("No sources yet. Add one with: lancedb-sync sources add local ~/Documents")
     for s in sources:
         when = _ago(s["last_sync"]) if s["last_sync"] else "never synced"
+        state = f"  [{s['state']}]" if s.get("state") else ""
         print(f"  {s['source_id']:<20} {s['documents']:>7,} docs  {s['failed']:>4} failed  "
-              f"{s['skipped']:>4} skipped  last sync: {when} ({s['last_outcome'] or '-'})")
+              f"{s['skipped']:>4} skipped  last sync: {when} ({s['last_outcome'] or '-'}){state}")
+        if s.get("waiting"):
+            print(f"    waiting: {s['waiting']}")
         for problem in s["problems"]:
             print(f"    ! {problem}")
     return EXIT_OK
+
+
+def _service_status(settings: Any) -> dict[str, Any]:
+    """The running service's own account (its status file, if it is alive and fresh), or a
+    quick health check made here when no service runs."""
+    from app.service import health
+    from app.service.orchestrator import STATUS_FILE
+
+    try:
+        data = json.loads((settings.state_dir / STATUS_FILE).read_text())
+        fresh = time.time() - data["updated_at"] < 3 * data["health_check_interval"] + 30
+        if fresh and _pid_alive(int(data["pid"])):
+            return {**data, "running": True}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    checks = health.check_index(settings.index_uri, (settings.documents_table,
+                                                     settings.chunks_table))
+    checks.append(health.check_disk(settings.index_uri, settings.min_free_disk_mb))
+    checks.extend(health.check_source(s) for s in settings.sources if s.enabled)
+    return {"running": False, "health": health.summarize(checks, {})}
+
+
+def _pid_alive(pid: int) -> bool:
+    import psutil
+
+    return psutil.pid_exists(pid)
 
 
 def _ago(ts: float) -> str:
@@ -546,70 +598,12 @@ def cmd_retry(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Any) -> int:
-    import asyncio
-    import signal
-
-    from app.core.lock import IndexLockedError
-    from app.service.orchestrator import Service
+    from app import daemon
 
     if not settings.sources:
         raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
                         "FOLDER", EXIT_USAGE)
-
-    async def main() -> int:
-        service = Service(settings, watch=False if args.no_watch else None)
-        try:
-            await service.start()
-        except IndexLockedError:
-            print("lancedb-sync: another instance is already running on this index; stop it "
-                  "first (or use its tray menu).", file=sys.stderr)
-            return EXIT_BUSY
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C only
-                loop.add_signal_handler(sig, stop.set)
-        printer = asyncio.create_task(_print_events(service))
-        n = len(settings.sources)
-        print(f"lancedb-sync: running ({n} source{'s' if n != 1 else ''}); Ctrl-C to stop.",
-              file=sys.stderr, flush=True)
-        await stop.wait()
-        print("lancedb-sync: stopping…", file=sys.stderr, flush=True)
-        await service.stop()
-        printer.cancel()
-        return EXIT_OK
-
-    import contextlib
-
-    return asyncio.run(main())
-
-
-async def _print_events(service: Any) -> None:
-    """One line per event that matters; progress at most every 2 s per source."""
-    last_progress: dict[str, float] = {}
-    async for ev in service.events.stream():
-        stamp = time.strftime("%H:%M:%S", time.localtime(ev.at))
-        if ev.kind == "progress":
-            if ev.data["phase"] != "indexing" or time.monotonic() - last_progress.get(
-                    ev.source_id, 0) < 2:
-                continue
-            last_progress[ev.source_id] = time.monotonic()
-            d = ev.data
-            line = f"{ev.source_id}: {d['done']}/{d['total']} indexed, {d['failed']} failed"
-        elif ev.kind == "sync_finished":
-            r = ev.data["report"]
-            if not (r["added"] or r["modified"] or r["deleted"] or r["moved"] or r["failed"]
-                    or r["problems"]):
-                continue
-            line = (f"{ev.source_id}: added {r['added']}, modified {r['modified']}, deleted "
-                    f"{r['deleted']}, moved {r['moved']}, failed {r['failed']} "
-                    f"({r['seconds']:.2f} s)")
-            line += "".join(f"\n  ! {p}" for p in r["problems"])
-        elif ev.kind in ("error", "watcher", "paused", "resumed"):
-            line = f"{ev.source_id or 'service'}: {ev.kind} {ev.data}"
-        else:
-            continue
-        print(f"{stamp} {line}", flush=True)
+    return daemon.main(settings, watch=False if args.no_watch else None, plain=args.plain)
 
 
 def cmd_cleanup(args: argparse.Namespace, settings: Any) -> int:

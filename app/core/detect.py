@@ -67,6 +67,8 @@ class ChangeDetector:
         window = self.racy_window_ns
         for item in listing.items:
             native_id = item.native_id
+            if native_id in seen:
+                continue  # listed twice (overlapping hints): one document, one change
             seen.add(native_id)
             q = quick(native_id)
             if q is None:

@@ -134,9 +134,14 @@ class _BatchPipeline:
     """
 
     def __init__(self, embed: Callable[[Any], None], write: Callable[[Any], None],
-                 depth: int = 2) -> None:
-        self._embed_stage = ThreadPoolExecutor(1, thread_name_prefix="embed")
-        self._write_stage = ThreadPoolExecutor(1, thread_name_prefix="write")
+                 depth: int = 2, low_priority: bool = False) -> None:
+        init = None
+        if low_priority:
+            from app.core.priority import lower_thread_priority
+
+            init = lower_thread_priority
+        self._embed_stage = ThreadPoolExecutor(1, thread_name_prefix="embed", initializer=init)
+        self._write_stage = ThreadPoolExecutor(1, thread_name_prefix="write", initializer=init)
         self._embed, self._write = embed, write
         self._depth = depth
         self._inflight: list[Future[None]] = []
@@ -249,6 +254,7 @@ class Indexer:
                 time_limit_s=self.settings.parse_timeout,
                 memory_limit_mb=mem,
                 plugins=self.settings.extractor_plugins,
+                low_priority=self.settings.low_priority,
             )
         return self._pool
 
@@ -554,7 +560,8 @@ class Indexer:
         queue = iter(work)
         tracker = _Tracker(config.source_id, total, self.on_progress)
         writer = _BatchPipeline(self._embed_prepared,
-                                lambda p: self._write(config, p, report, scan_ns, tracker))
+                                lambda p: self._write(config, p, report, scan_ns, tracker),
+                                low_priority=self.settings.low_priority)
         ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract")
         try:
             self._run_items(config, queue, batch, writer, ex, job, report, tracker)

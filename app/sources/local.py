@@ -120,7 +120,7 @@ class LocalFolderSource:
         items: list[SourceItem] = []
         complete: list[str] = []
         problems: list[tuple[str, str]] = []
-        for raw in dict.fromkeys(os.path.abspath(p) for p in paths):
+        for raw in _outermost(os.path.abspath(p) for p in paths):
             root = next((r for r in self.roots
                          if raw == r or raw.startswith(r.rstrip(os.sep) + os.sep)), None)
             if root is None:
@@ -293,3 +293,18 @@ def _read_ignore_file(path: str):
     except OSError:
         return None
     return _gitignore(lines)
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """The paths without those inside another one of them: a burst of hints names a new folder
+    and the files in it, and the folder's walk already lists the files."""
+    given = set(paths)
+    kept = []
+    for path in sorted(given):
+        parent = os.path.dirname(path)
+        while parent and parent not in given:
+            up = os.path.dirname(parent)
+            parent = "" if up == parent else up
+        if not parent:
+            kept.append(path)
+    return kept

@@ -93,3 +93,9 @@ def test_without_checksums_token_change_means_modified():
     cs = ChangeDetector(None).diff(Listing((item("a", token="t2"),), ("/r",)),
                                    {"/r/a": known("a")})
     assert len(cs.modified) == 1
+
+
+def test_an_item_listed_twice_is_one_change():
+    cs, _ = diff([item("b"), item("b"), item("a", token="t2"), item("a", token="t2")],
+                 [known("a")], {"a": "h2"})
+    assert [i.name for i in cs.added] == ["b"] and len(cs.modified) == 1

@@ -116,3 +116,15 @@ def test_list_paths_applies_the_same_rules_as_a_full_walk(tmp_path):
     assert str(tmp_path / "sub/gone.txt") in hinted.complete_roots
     assert hinted.problems == ()
     assert source.list_paths(["/elsewhere/x.txt"]).complete_roots == ()
+
+
+def test_hints_for_a_folder_and_the_files_in_it_list_each_file_once(tmp_path):
+    for rel in ["new/a.txt", "new/deep/b.txt", "new-other/c.txt"]:
+        write(tmp_path, rel)
+    source = src(tmp_path)
+    hinted = source.list_paths([str(tmp_path / r) for r in
+                                ["new/deep/b.txt", "new", "new/a.txt", "new/deep",
+                                 "new-other/c.txt"]])
+    ids = [i.native_id for i in hinted.items]
+    assert sorted(ids) == sorted(str(tmp_path / r) for r in
+                                 ["new/a.txt", "new/deep/b.txt", "new-other/c.txt"])

@@ -103,6 +103,7 @@ class ExtractorPool:
         plugins: Mapping[str, str] | None = None,
         *,
         max_files_per_worker: int = DEFAULT_MAX_FILES_PER_WORKER,
+        low_priority: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("an ExtractorPool needs at least one worker")
@@ -113,6 +114,7 @@ class ExtractorPool:
         self._memory_limit_mb = memory_limit_mb
         self._plugins = dict(plugins) if plugins else None
         self._max_files = max(1, max_files_per_worker)
+        self._low_priority = low_priority
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Condition()
         self._idle: list[_Worker] = []
@@ -229,7 +231,7 @@ class ExtractorPool:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=run_worker,
-            args=(child_conn, self._memory_limit_mb, self._plugins),
+            args=(child_conn, self._memory_limit_mb, self._plugins, self._low_priority),
             name=f"extract-worker-{next(self._names)}",
             daemon=True,
         )

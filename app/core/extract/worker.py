@@ -61,7 +61,8 @@ def _handle(path: str, max_bytes: int | None, plugins: Mapping[str, str] | None)
 
 
 def run_worker(
-    conn: Connection, memory_limit_mb: int | None, plugins: Mapping[str, str] | None
+    conn: Connection, memory_limit_mb: int | None, plugins: Mapping[str, str] | None,
+    low_priority: bool = False,
 ) -> None:
     """Process entry point: answer extraction requests until told to stop or orphaned."""
     # Ctrl+C in a terminal reaches the whole process group; shutting workers down is the
@@ -69,6 +70,10 @@ def run_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if memory_limit_mb and sys.platform.startswith("linux"):
         _limit_memory(memory_limit_mb)
+    if low_priority:
+        from app.core.priority import lower_process_priority
+
+        lower_process_priority()
     import app.core.extract  # noqa: F401  (fail here, visibly, rather than on the first file)
 
     # Tells the parent start-up worked, so a later death is the file's doing, not ours.

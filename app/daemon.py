@@ -1,0 +1,239 @@
+"""`lancedb-sync run`: the sync service in the foreground, without a UI toolkit.
+
+On a terminal it shows a compact live view (one line per source, redrawn in place, and the last
+few changes); otherwise (a pipe, a log collector, systemd) one plain line per event that matters.
+SIGINT/SIGTERM stop it gracefully: the pass under way stops at a batch boundary, nothing partial
+is committed, the watchers stop and the index is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections import deque
+from typing import Any, TextIO
+
+from app.service.events import Event
+
+EXIT_OK, EXIT_BUSY = 0, 3
+REDRAW_S = 0.25
+
+
+async def run_service(settings: Any, *, watch: bool | None, out: TextIO, err: TextIO,
+                      live: bool) -> int:
+    from app.core.lock import IndexLockedError
+    from app.service.orchestrator import Service
+
+    service = Service(settings, watch=watch)
+    try:
+        await service.start()
+    except IndexLockedError:
+        print("lancedb-sync: another instance is already running on this index; stop it "
+              "first (or use its tray menu).", file=err)
+        return EXIT_BUSY
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C only
+            loop.add_signal_handler(sig, stop.set)
+    view: LiveView | LogLines = LiveView(service, out) if live else LogLines(out)
+    printer = asyncio.create_task(view.run(service))
+    n = len(settings.sources)
+    print(f"lancedb-sync: running ({n} source{'s' if n != 1 else ''}); Ctrl-C to stop.",
+          file=err, flush=True)
+    await stop.wait()
+    printer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await printer
+    view.close()
+    print("lancedb-sync: stopping…", file=err, flush=True)
+    t = time.monotonic()
+    await service.stop()
+    print(f"lancedb-sync: stopped ({time.monotonic() - t:.1f} s).", file=err, flush=True)
+    return EXIT_OK
+
+
+def describe_finished(source_id: str, report: dict[str, Any]) -> str | None:
+    r = report
+    if not (r["added"] or r["modified"] or r["deleted"] or r["moved"] or r["failed"]
+            or r["problems"] or r.get("cancelled")):
+        return None
+    parts = [f"{k} {r[k]}" for k in ("added", "modified", "deleted", "moved", "failed") if r[k]]
+    line = f"{source_id}: {', '.join(parts) or 'no changes'} ({r['seconds']:.2f} s)"
+    if r.get("cancelled"):
+        line += ", stopped early; resumes on the next pass"
+    return line + "".join(f"\n  ! {p}" for p in r["problems"])
+
+
+def describe_event(ev: Event) -> str | None:
+    """The plain-text line for an event, or None for events not worth a line."""
+    who = ev.source_id or "service"
+    d = ev.data
+    if ev.kind == "sync_finished":
+        return describe_finished(who, d["report"])
+    if ev.kind == "error":
+        return f"{who}: error: {d['reason']} (retry in {d['retry_in']:.0f} s)"
+    if ev.kind == "watcher":
+        if d["state"] == "degraded":
+            return f"{who}: watcher degraded: {d['reason']}"
+        if d["state"] == "watching":
+            return f"{who}: watching for changes"
+        return None
+    if ev.kind == "paused":
+        until = d.get("until")
+        return "paused" + (" until " + time.strftime("%H:%M", time.localtime(until))
+                           if until else " until resumed")
+    if ev.kind == "resumed":
+        return "resumed"
+    if ev.kind == "health":
+        problems = "; ".join(c["detail"] for c in d["checks"])
+        return f"health: {d['status']}" + (f": {problems}" if problems else "")
+    if ev.kind == "clock_jump":
+        return f"clock jumped by {d['seconds']} s (sleep/resume?): checking every source"
+    return None
+
+
+class LogLines:
+    """One timestamped line per event that matters; progress at most every 2 s per source."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._last_progress: dict[str | None, float] = {}
+
+    async def run(self, service: Any) -> None:
+        async for ev in service.events.stream():
+            line = self.line(ev)
+            if line:
+                stamp = time.strftime("%H:%M:%S", time.localtime(ev.at))
+                print(f"{stamp} {line}", file=self.out, flush=True)
+
+    def line(self, ev: Event) -> str | None:
+        if ev.kind == "progress":
+            d = ev.data
+            now = time.monotonic()
+            if d["phase"] != "indexing" or now - self._last_progress.get(ev.source_id, 0) < 2:
+                return None
+            self._last_progress[ev.source_id] = now
+            eta = f", ETA {format_eta(d['eta_s'])}" if d.get("eta_s") else ""
+            return (f"{ev.source_id}: {d['done']:,}/{d['total']:,} indexed, {d['failed']} "
+                    f"failed{eta}")
+        return describe_event(ev)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveView:
+    """A few lines redrawn in place: a header, one line per source, the latest changes."""
+
+    def __init__(self, service: Any, out: TextIO, recent: int = 5) -> None:
+        self.service = service
+        self.out = out
+        self.recent: deque[str] = deque(maxlen=recent)
+        self._drawn = 0
+        self._dirty = True
+
+    async def run(self, service: Any) -> None:
+        async def redraw() -> None:
+            while True:
+                self.draw()
+                await asyncio.sleep(REDRAW_S if self._dirty else 1.0)
+
+        painter = asyncio.create_task(redraw())
+        try:
+            async for ev in service.events.stream():
+                line = describe_event(ev)
+                if line:
+                    stamp = time.strftime("%H:%M:%S", time.localtime(ev.at))
+                    self.recent.extend(f"{stamp} {part}" for part in line.splitlines())
+                self._dirty = True
+        finally:
+            painter.cancel()
+
+    def lines(self) -> list[str]:
+        status = self.service.get_status()
+        width = max(20, _terminal_width() - 1)
+        health = (status.get("health") or {}).get("status", "…")
+        head = "paused" if status["paused"] else ("held" if status.get("held") else "running")
+        q = status.get("queue") or {}
+        out = [f"lancedb-sync · {head} · health {health} · queue {q.get('sources', 0)} "
+               f"source(s), {q.get('paths', 0)} path(s) · Ctrl-C stops"]
+        for s in status["sources"]:
+            out.append("  " + source_line(s))
+            if s.get("waiting"):
+                out.append("    ↳ " + s["waiting"])
+        if self.recent:
+            out.append("Recent:")
+            out.extend("  " + r for r in self.recent)
+        return [line[:width] for line in out]
+
+    def draw(self) -> None:
+        lines = self.lines()
+        # Up to the first line of the previous drawing, then rewrite and clear what is left.
+        buf = "\x1b[F" * self._drawn if self._drawn else ""
+        buf += "".join(f"\r\x1b[2K{line}\n" for line in lines)
+        if len(lines) < self._drawn:
+            buf += "\x1b[J"
+        self.out.write(buf)
+        self.out.flush()
+        self._drawn = len(lines)
+        self._dirty = False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.draw()
+
+
+def source_line(s: dict[str, Any]) -> str:
+    sid, state = s["source_id"], s["state"]
+    p = s.get("progress")
+    if p and p.get("total"):
+        pct = 100 * p["done"] / p["total"]
+        rate = f" {p['rate']:.0f}/s" if p.get("rate") else ""
+        eta = f" ETA {format_eta(p['eta_s'])}" if p.get("eta_s") else ""
+        current = f"  {p['current'].removeprefix('file://')}" if p.get("current") else ""
+        return (f"{sid:<16} {state:<9} {p['done']:,}/{p['total']:,} {pct:3.0f}%{rate}{eta}"
+                f"{current}")
+    last = s.get("last_sync") or {}
+    when = ""
+    if last.get("finished_at"):
+        when = f" · synced {_ago(last['finished_at'])}"
+    failed = f" · {s['failed']:,} failed" if s.get("failed") else ""
+    watch = f" · {s['watcher']}" if s.get("watcher") not in (None, "off") else ""
+    return f"{sid:<16} {state:<9} {s['documents']:,} docs{failed}{when}{watch}"
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _ago(ts: float) -> str:
+    s = max(0, time.time() - ts)
+    if s < 60:
+        return f"{int(s)} s ago"
+    if s < 3600:
+        return f"{int(s // 60)} min ago"
+    return f"{int(s // 3600)} h ago"
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def main(settings: Any, *, watch: bool | None, plain: bool = False) -> int:
+    out = sys.stdout
+    # Windows consoles get the plain lines: cursor movement there depends on the terminal.
+    live = not plain and out.isatty() and sys.platform != "win32"
+    return asyncio.run(run_service(settings, watch=watch, out=out, err=sys.stderr, live=live))

@@ -1,0 +1,163 @@
+"""Health checks: can the index be read and written, is there room, can each source be reached.
+
+Each check is cheap and never imports LanceDB: the index is checked at the file level (its
+tables' newest manifests can be read, a probe file can be written beside them), so a health
+check of an idle service costs a few system calls. Checks run in a worker thread; a check that
+hangs (a dead network mount) is reported as not responding by the caller's timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.models import SourceConfig, SourceType
+
+OK, WARNING, ERROR = "ok", "warning", "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str  # ok | warning | error
+    detail: str
+    source_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def check_index(index_uri: str, tables: Iterable[str]) -> list[Check]:
+    """Readable: each existing table's newest manifest opens. Writable: a probe file can be
+    created and removed in the index folder (a read-only or full disk fails here first)."""
+    if "://" in index_uri and not index_uri.startswith("file://"):
+        return [Check("index", OK, "remote index; not checked from here")]
+    root = Path(index_uri.removeprefix("file://"))
+    checks: list[Check] = []
+    if not root.exists():
+        return [Check("index_readable", OK, "no index yet; it is created by the first sync")]
+    problems = []
+    for table in tables:
+        versions = root / f"{table}.lance" / "_versions"
+        if not versions.exists():
+            continue
+        try:
+            manifests = [e for e in os.scandir(versions) if e.name.endswith(".manifest")]
+            if not manifests:
+                problems.append(f"{table}: no versions")
+                continue
+            newest = max(manifests, key=lambda e: e.stat().st_mtime_ns)
+            with open(newest.path, "rb") as fh:
+                fh.read(64)
+        except OSError as exc:
+            problems.append(f"{table}: {exc.strerror or exc}")
+    if problems:
+        checks.append(Check("index_readable", ERROR,
+                            "The index cannot be read (" + "; ".join(problems) + ")."))
+    else:
+        checks.append(Check("index_readable", OK, str(root)))
+    probe = root / f".health-{uuid.uuid4().hex}"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        checks.append(Check("index_writable", ERROR,
+                            f"The index folder cannot be written ({exc.strerror or exc}); "
+                            "syncing is held until it can."))
+    else:
+        checks.append(Check("index_writable", OK, str(root)))
+    return checks
+
+
+def check_state(state_dir: Path) -> Check:
+    db = state_dir / "sync-state.sqlite3"
+    if not db.exists():
+        return Check("state", OK, "no sync state yet")
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return Check("state", WARNING, f"The sync state database cannot be read ({exc}); it is "
+                                       "rebuilt from the index on the next pass.")
+    return Check("state", OK, str(db))
+
+
+def free_disk_mb(path: Path) -> float:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free / 1e6
+
+
+def check_disk(index_uri: str, min_free_mb: int) -> Check:
+    if "://" in index_uri and not index_uri.startswith("file://"):
+        return Check("disk_space", OK, "remote index")
+    free = free_disk_mb(Path(index_uri.removeprefix("file://")))
+    if free < min_free_mb:
+        return Check("disk_space", ERROR,
+                     f"Only {free:,.0f} MB free on the index's disk (at least {min_free_mb:,} MB "
+                     "needed); syncing is held until space is freed.")
+    return Check("disk_space", OK, f"{free:,.0f} MB free")
+
+
+def check_source(source: SourceConfig) -> Check:
+    sid = source.source_id
+    if source.source_type is not SourceType.LOCAL_FILESYSTEM:
+        return Check("source", OK, "checked when it syncs", sid)
+    roots = source.config.get("watch_paths") or []
+    if not roots:
+        return Check("source", ERROR, "No folders configured.", sid)
+    missing = []
+    for root in roots:
+        path = Path(root).expanduser()
+        try:
+            with os.scandir(path) as it:
+                next(it, None)
+        except FileNotFoundError:
+            missing.append(f"{path} is missing (a removed drive or a moved folder?)")
+        except PermissionError:
+            missing.append(f"{path} cannot be read (permissions)")
+        except OSError as exc:
+            missing.append(f"{path}: {exc.strerror or exc}")
+    if missing:
+        return Check("source", ERROR, "; ".join(missing) + ". Nothing under it is removed from "
+                                                           "the index meanwhile.", sid)
+    return Check("source", OK, f"{len(roots)} folder{'s' * (len(roots) != 1)} reachable", sid)
+
+
+def check_watcher(source_id: str, state: str, reason: str) -> Check:
+    if state == "degraded":
+        return Check("watcher", WARNING, reason, source_id)
+    if state in ("watching", "off"):
+        return Check("watcher", OK, state, source_id)
+    return Check("watcher", WARNING, f"watcher {state}", source_id)
+
+
+def summarize(checks: list[Check], queue_depth: dict[str, Any]) -> dict[str, Any]:
+    worst = ERROR if any(c.status == ERROR for c in checks) else (
+        WARNING if any(c.status == WARNING for c in checks) else OK)
+    return {"status": worst, "checked_at": time.time(),
+            "checks": [asdict(c) for c in checks], "queue": queue_depth}
+
+
+def on_battery() -> bool:
+    """True when the machine reports running on battery; False when plugged in or unknown
+    (a desktop, or a platform psutil cannot ask)."""
+    try:
+        import psutil
+
+        battery = psutil.sensors_battery()
+    except Exception:
+        return False
+    return battery is not None and battery.power_plugged is False
