@@ -52,6 +52,7 @@ from app.backup.snapshot import (
     DEFAULT_ROOT,
     FileEntry,
     HashCache,
+    LocalFile,
     RemoteObject,
     Snapshot,
     TableEntry,
@@ -352,12 +353,17 @@ class BackupManager:
             raise BackupBusyError("Another backup of this index is running; wait for it to "
                                   "finish.") from None
         lease = self._lease()
+        held: Path | None = None
         try:
             lease.acquire()
             on_progress(BackupProgress("pinning"))
             pinned = self._pin(index_dir)
-            entries = self._hash(index_dir, pinned, on_progress, cancel)
-            tables, model = self._describe_tables(index_dir, pinned)
+            files = [f for table, (_v, name) in pinned.items()
+                     for f in table_files(index_dir, table, name)]
+            held = _hold(index_dir, files)
+            source = held or index_dir
+            entries = self._hash(source, files, pinned, on_progress, cancel)
+            tables, model = self._describe_tables(source, pinned)
             on_progress(BackupProgress("checking", 0, len(entries)))
             existing = self.snapshots(self.device.device_id)
             root = existing[-1].root if existing else DEFAULT_ROOT
@@ -369,7 +375,7 @@ class BackupManager:
                 log.info("backup: %d paths changed meaning (%s…); new root %s",
                          len(plan.conflicts), plan.conflicts[0], root)
                 plan = self._plan(root, entries, [])
-            self._upload(index_dir, root, plan, on_progress, cancel, lease)
+            self._upload(source, root, plan, on_progress, cancel, lease)
             now = datetime.now(UTC)
             snapshot = Snapshot(
                 snapshot_id=new_snapshot_id(now), device_id=self.device.device_id,
@@ -396,6 +402,8 @@ class BackupManager:
                      len(entries), result.uploaded_files, result.uploaded_bytes, result.seconds)
             return result
         finally:
+            if held is not None:
+                shutil.rmtree(held, ignore_errors=True)
             lease.release()
             local_lock.release()
 
@@ -428,11 +436,10 @@ class BackupManager:
             if lock is not None:
                 lock.release()
 
-    def _hash(self, index_dir: Path, pinned: Mapping[str, tuple[int, str]],
-              on_progress: ProgressCallback, cancel: threading.Event) -> list[FileEntry]:
+    def _hash(self, index_dir: Path, files: list[LocalFile],
+              pinned: Mapping[str, tuple[int, str]], on_progress: ProgressCallback,
+              cancel: threading.Event) -> list[FileEntry]:
         cache = HashCache(self.settings.state_dir / "backup-hashes.json")
-        files = [f for table, (_v, name) in pinned.items()
-                 for f in table_files(index_dir, table, name)]
         entries = []
         for i, f in enumerate(files):
             if cancel.is_set():
@@ -835,6 +842,26 @@ def _source_dicts(sources: Iterable[Any]) -> list[dict[str, Any]]:
              "enabled": s.enabled, "config": dict(s.config),
              **({"poll_interval": s.poll_interval} if s.poll_interval else {})}
             for s in sources]
+
+
+def _hold(index_dir: Path, files: list[LocalFile]) -> Path | None:
+    """Hard-link the pinned files into a folder beside the index, so the writer's cleanup of
+    old versions (after ten minutes) cannot delete them under a long upload. None where links
+    are not possible (another file system, no support): then the files are read in place."""
+    held = index_dir.parent / f".{index_dir.name}.backup-pin"
+    shutil.rmtree(held, ignore_errors=True)
+    try:
+        for f in files:
+            dst = held / f.path
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(index_dir / f.path, dst)
+            except FileNotFoundError:
+                continue  # cleaned up since the listing: not part of the pinned version
+    except OSError:
+        shutil.rmtree(held, ignore_errors=True)
+        return None
+    return held
 
 
 def _non_empty_index(path: Path) -> bool:

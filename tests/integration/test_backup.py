@@ -272,6 +272,28 @@ def test_cancel_mid_upload_publishes_nothing(home, indexed, moto, bucket):
     assert manager(home).backup().uploaded_files > 0
 
 
+def test_cleanup_of_old_versions_during_an_upload_cannot_break_it(home, indexed, bucket,
+                                                                  monkeypatch, tmp_path):
+    monkeypatch.setenv("BACKUP_CONCURRENCY", "1")
+    index = home / "data" / "index"
+    removed = []
+
+    def clean_up_everything(p):  # what the writer's cleanup could do to an old version's files
+        if p.phase == "uploading" and not removed:
+            for f in index.rglob("*.lance"):
+                if f.is_file():
+                    f.unlink()
+                    removed.append(f)
+
+    m = manager(home)
+    snap = m.backup(on_progress=clean_up_everything).snapshot
+    assert removed
+    m.restore(snap, target=tmp_path / "restored")
+    assert lancedb.connect(str(tmp_path / "restored")).open_table(
+        "processed_documents").count_rows() == 3
+    assert not (home / "data" / ".index.backup-pin").exists()
+
+
 def test_corrupted_object_is_named_and_refused(cli, home, indexed, moto, bucket, tmp_path,
                                                capsys):
     out = json.loads(cli.ok("backup", "--json").out)
