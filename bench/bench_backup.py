@@ -69,7 +69,7 @@ def app(home: Path, *args: str, env: dict[str, str]) -> tuple[subprocess.Complet
     return r, dt
 
 
-def aws_sync(src: Path, dest: str, env: dict[str, str], endpoint: str) -> tuple[float, int]:
+def aws_sync(src: Path, dest: str, env: dict[str, str], endpoint: str) -> float:
     aws = shutil.which("aws")
     if not aws:
         raise FileNotFoundError("the AWS CLI (aws) is not installed")
@@ -78,7 +78,7 @@ def aws_sync(src: Path, dest: str, env: dict[str, str], endpoint: str) -> tuple[
                         "--only-show-errors"], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"aws s3 sync failed: {r.stderr}")
-    return time.perf_counter() - t, 0
+    return time.perf_counter() - t
 
 
 def bucket_bytes(client, prefix: str) -> tuple[int, int]:
@@ -130,7 +130,7 @@ def main() -> int:
         full = json.loads(r.stdout)
         out.update(ours_full_s=t, ours_full_bytes=full["uploaded_bytes"],
                    ours_full_files=full["uploaded_files"], index_bytes=full["bytes"])
-        t, _ = aws_sync(index_dir, f"s3://{BUCKET}/aws/", env, endpoint)
+        t = aws_sync(index_dir, f"s3://{BUCKET}/aws/", env, endpoint)
         n, size = bucket_bytes(client, "aws/")
         out.update(aws_full_s=t, aws_full_bytes=size, aws_full_files=n)
 
@@ -151,7 +151,7 @@ def main() -> int:
         out.update(edited=len(edited), ours_inc_s=t, ours_inc_bytes=inc["uploaded_bytes"],
                    ours_inc_files=inc["uploaded_files"], new_lance_bytes=new_bytes)
         before = bucket_bytes(client, "aws/")
-        t, _ = aws_sync(index_dir, f"s3://{BUCKET}/aws/", env, endpoint)
+        t = aws_sync(index_dir, f"s3://{BUCKET}/aws/", env, endpoint)
         after = bucket_bytes(client, "aws/")
         out.update(aws_inc_s=t, aws_inc_new_objects=after[0] - before[0])
 

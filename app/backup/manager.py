@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -58,6 +59,7 @@ from app.backup.snapshot import (
     TableEntry,
     UploadPlan,
     latest_manifest,
+    manifest_rows,
     new_snapshot_id,
     plan_retention,
     plan_upload,
@@ -393,7 +395,7 @@ class BackupManager:
             self._call("put", key, lambda: self.client.put_object(
                 Bucket=cfg.bucket, Key=key, Body=snapshot.to_json(),
                 ContentType="application/json", **cfg.put_args()))
-            pruned = self._prune_locked(lease) if prune else None
+            pruned = self._prune_locked(lease, sweep=False) if prune else None
             result = BackupResult(snapshot, len(plan.upload), plan.upload_bytes,
                                   len(plan.present), time.monotonic() - t0, pruned)
             on_progress(BackupProgress("done", len(entries), len(entries),
@@ -461,20 +463,37 @@ class BackupManager:
 
     def _describe_tables(self, index_dir: Path, pinned: Mapping[str, tuple[int, str]]
                          ) -> tuple[tuple[TableEntry, ...], str]:
-        """Each pinned table's row count at its version, and the index's embedding model."""
-        import lancedb
-
-        db = lancedb.connect(str(index_dir))
+        """Each pinned table's row count at its version, and the index's embedding model —
+        without importing LanceDB when the manifests and the sync state can tell."""
         entries = []
-        model = ""
         for table, (version, name) in pinned.items():
-            t = db.open_table(table)
-            t.checkout(version)
-            entries.append(TableEntry(table, version, t.count_rows(),
-                                      f"{table}.lance/_versions/{name}"))
-            if table == self.settings.chunks_table:
-                model = (t.schema.metadata or {}).get(b"lancedb_sync.embed_model", b"").decode()
-        return tuple(entries), model
+            manifest = f"{table}.lance/_versions/{name}"
+            try:
+                rows = manifest_rows(index_dir / manifest)
+            except (ValueError, OSError, struct.error):
+                import lancedb
+
+                t = lancedb.connect(str(index_dir)).open_table(table)
+                t.checkout(version)
+                rows = t.count_rows()
+            entries.append(TableEntry(table, version, rows, manifest))
+        return tuple(entries), self._index_model()
+
+    def _index_model(self) -> str:
+        import sqlite3
+
+        path = self.settings.state_dir / "sync-state.sqlite3"
+        if not path.exists():
+            return ""
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key='index_model'").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return ""
+        return row[0] if row else ""
 
     def _remote_objects(self, root: str) -> dict[str, int]:
         base = f"{self.device_prefix()}{root}/"
@@ -578,7 +597,10 @@ class BackupManager:
             lease.release()
 
     def _prune_locked(self, lease: Lease, keep_last: int | None = None,
-                      keep_days: int | None = None) -> PruneResult:
+                      keep_days: int | None = None, *, sweep: bool = True) -> PruneResult:
+        """Drop the snapshots retention does not keep, then delete the objects no kept snapshot
+        lists. With `sweep=False` (after a backup) objects are only looked at when a snapshot
+        was dropped; `backup prune` always sweeps (leftovers of interrupted runs too)."""
         keep_last = self.settings.backup_keep_last if keep_last is None else keep_last
         keep_days = self.settings.backup_keep_days if keep_days is None else keep_days
         prefix = self.device_prefix()
@@ -592,6 +614,8 @@ class BackupManager:
         self._delete([f"{prefix}snapshots/{s.snapshot_id}.json" for s in plan.drop])
         if len(readable) != len(snaps):
             log.warning("prune: some snapshot manifests are unreadable; no files deleted")
+            return result
+        if not sweep and not plan.drop:
             return result
         lease.renew()
         objects: dict[str, int] = {}
@@ -832,7 +856,7 @@ class BackupManager:
 
 
 def _schema_version() -> int:
-    from app.core.store import SCHEMA_VERSION
+    from app.core.records import SCHEMA_VERSION
 
     return SCHEMA_VERSION
 

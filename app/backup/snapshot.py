@@ -152,6 +152,72 @@ def latest_manifest(table_dir: Path) -> tuple[int, str] | None:
     return best
 
 
+def manifest_rows(path: Path) -> int:
+    """Live rows of the table version a Lance manifest describes, read from the manifest itself.
+
+    The backup would otherwise import LanceDB (seconds of imports) just to count rows. A
+    manifest ends with `[u64 position][u16 major][u16 minor]b"LANC"`; at the position, a u32
+    length and the `Manifest` protobuf: fragments are field 2, a fragment's `physical_rows` its
+    field 4 and its deletion file its field 3, whose `num_deleted_rows` is field 4. Raises
+    ValueError on anything unexpected (the caller then asks LanceDB)."""
+    import struct
+
+    data = Path(path).read_bytes()
+    if len(data) < 16 or data[-4:] != b"LANC":
+        raise ValueError(f"{path} is not a Lance manifest")
+    pos = struct.unpack("<Q", data[-16:-8])[0]
+    (length,) = struct.unpack("<I", data[pos:pos + 4])
+    message = data[pos + 4:pos + 4 + length]
+    if len(message) != length:
+        raise ValueError(f"{path}: truncated manifest")
+    total = 0
+    for num, kind, value in _protobuf_fields(message):
+        if num == 2 and kind == 2:
+            physical = deleted = 0
+            for fnum, fkind, fvalue in _protobuf_fields(value):
+                if fnum == 4 and fkind == 0:
+                    physical = fvalue
+                elif fnum == 3 and fkind == 2:
+                    for dnum, dkind, dvalue in _protobuf_fields(fvalue):
+                        if dnum == 4 and dkind == 0:
+                            deleted = dvalue
+            total += physical - deleted
+    return total
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if i >= len(buf):
+            raise ValueError("truncated varint")
+        byte = buf[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return result, i
+
+
+def _protobuf_fields(buf: bytes) -> Iterable[tuple[int, int, Any]]:
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, kind = key >> 3, key & 7
+        value: Any
+        if kind == 0:
+            value, i = _varint(buf, i)
+        elif kind == 1:
+            value, i = buf[i:i + 8], i + 8
+        elif kind == 2:
+            n, i = _varint(buf, i)
+            value, i = buf[i:i + n], i + n
+        elif kind == 5:
+            value, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError(f"unexpected protobuf wire type {kind}")
+        yield num, kind, value
+
+
 @dataclass(frozen=True, slots=True)
 class LocalFile:
     path: str

@@ -116,3 +116,20 @@ def test_device_id_is_made_once_and_kept(tmp_path):
     a = load_device(tmp_path)
     assert load_device(tmp_path) == a
     assert load_device(tmp_path, "renamed").device_id == a.device_id
+
+
+def test_manifest_rows_match_lancedb_through_appends_and_deletes(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    from app.backup.snapshot import latest_manifest, manifest_rows
+
+    db = lancedb.connect(str(tmp_path))
+    t = db.create_table("t", data=pa.table({"a": list(range(10))}))
+    t.add(pa.table({"a": list(range(10, 25))}))
+    t.delete("a % 3 = 0")
+    t.add(pa.table({"a": [100]}))
+    t.delete("a = 11")
+    version, name = latest_manifest(tmp_path / "t.lance")
+    assert version == t.version
+    assert manifest_rows(tmp_path / "t.lance" / "_versions" / name) == t.count_rows() == 16
