@@ -805,6 +805,13 @@ def cmd_restore(args: argparse.Namespace, settings: Any) -> int:
     if result.documents_to_redo:
         print(f"{result.documents_to_redo} documents were mid-sync in the snapshot and will be "
               "indexed again by the next sync.")
+    from app.core.embedding import embedder_model_id
+
+    wanted = embedder_model_id(settings.embedder)
+    if snapshot.embed_model and snapshot.embed_model != wanted:
+        print(f"Note: the snapshot was embedded with {snapshot.embed_model}, but the settings "
+              f"ask for {wanted}. Set the embedder to {snapshot.embed_model} to use it as it "
+              "is, or run 'lancedb-sync reembed'.")
     return EXIT_OK
 
 

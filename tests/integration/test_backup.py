@@ -358,8 +358,13 @@ def test_wrong_secret_and_missing_permission_are_named(home, indexed, moto, buck
     try:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-        with pytest.raises(BackupAuthError, match="secret access key"):
+        with pytest.raises(BackupAuthError, match="secret access key") as info:
             manager(home).backup()
+        assert "not-the-secret" not in str(info.value)
+        # A credentials provider (the keyring's hook) wins over the environment.
+        good = {"aws_access_key_id": key["AccessKeyId"],
+                "aws_secret_access_key": key["SecretAccessKey"]}
+        assert manager(home, credentials_provider=lambda: good).test_connection()[0].ok
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         checks = {c.name: c for c in manager(home).test_connection()}
         assert checks["list"].ok and checks["put"].ok and checks["get"].ok
@@ -385,6 +390,9 @@ def test_lease_held_by_another_machine(cli, home, indexed, moto, bucket):
     s3(moto).put_object(Bucket=bucket, Key=key, Body=json.dumps(lease).encode())
     cli.ok("backup")
     assert key not in objects(moto, bucket)  # released after the backup
+    r = cli.ok("backup", "test")
+    assert [line.split()[:2] for line in r.out.splitlines()] == [
+        ["ok", "list"], ["ok", "put"], ["ok", "get"], ["ok", "delete"]]
 
 
 def test_scheduler_backs_up_after_changes_at_most_every_interval(home, indexed, bucket):
