@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--force", action="store_true",
                          help="replace a non-empty index")
     restore.add_argument("--json", action="store_true")
+    sub.add_parser("self-check", help="check that every part of this installation works "
+                                      "(JSON report; exit 0 only if all passed)")
     reembed = sub.add_parser("reembed", help="re-embed the index with the configured model")
     reembed.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return p
@@ -619,6 +621,12 @@ def cmd_cleanup(args: argparse.Namespace, settings: Any) -> int:
     return EXIT_OK
 
 
+def cmd_self_check(args: argparse.Namespace, settings: Any) -> int:
+    from app import selfcheck
+
+    return selfcheck.main()
+
+
 def cmd_reembed(args: argparse.Namespace, settings: Any) -> int:
     from app.core.reembed import reembed_index
 
@@ -828,6 +836,7 @@ _COMMANDS = {
     "backup": cmd_backup,
     "snapshots": cmd_snapshots,
     "restore": cmd_restore,
+    "self-check": cmd_self_check,
 }
 
 
