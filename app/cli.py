@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only documents under this path")
     search.add_argument("--after", dest="modified_after", metavar="DATE",
                         help="only documents modified on or after DATE (YYYY-MM-DD)")
+    search.add_argument("--snapshot", metavar="DEVICE[/ID]",
+                        help="search a backup snapshot on S3 in place (read-only) instead of "
+                             "the local index")
     search.add_argument("--json", action="store_true")
 
     status = sub.add_parser("status", help="what is indexed, what failed, when it last synced")
@@ -97,6 +100,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-watch", action="store_true",
                      help="do not watch folders; only periodic scans")
     sub.add_parser("cleanup", help="repair after a failed sync, compact, prune old versions")
+    backup = sub.add_parser("backup", help="back the index up to S3 (a snapshot); see "
+                                           "docs/backup.md",
+                            description="With no action: take a snapshot of the index, upload "
+                                        "what the bucket lacks, then prune by retention.")
+    backup.add_argument("--json", action="store_true", help="print the result as JSON")
+    backup.add_argument("--no-prune", action="store_true",
+                        help="do not prune old snapshots afterwards")
+    backup_sub = backup.add_subparsers(dest="backup_command", metavar="ACTION")
+    prune = backup_sub.add_parser("prune", help="delete snapshots (and files) retention drops")
+    prune.add_argument("--keep-last", type=int, metavar="N", help="override BACKUP_KEEP_LAST")
+    prune.add_argument("--keep-days", type=int, metavar="D", help="override BACKUP_KEEP_DAYS")
+    prune.add_argument("--json", action="store_true")
+    verify = backup_sub.add_parser("verify", help="check a snapshot's files in the bucket")
+    verify.add_argument("snapshot", metavar="SNAPSHOT", nargs="?",
+                        help="DEVICE[/ID] (default: this device's latest)")
+    verify.add_argument("--download", action="store_true",
+                        help="read every object back and hash it (slower, complete)")
+    verify.add_argument("--json", action="store_true")
+    test = backup_sub.add_parser("test", help="test the connection: list, put, get and delete")
+    test.add_argument("--json", action="store_true")
+    snaps = sub.add_parser("snapshots", help="list the devices and snapshots in the bucket")
+    snaps.add_argument("device", metavar="DEVICE", nargs="?", help="only this device")
+    snaps.add_argument("--json", action="store_true")
+    restore = sub.add_parser("restore", help="restore the index from a snapshot")
+    restore.add_argument("snapshot", metavar="DEVICE[/SNAPSHOT]", nargs="?",
+                         help="default: the latest snapshot, if the bucket holds one device")
+    restore.add_argument("--to", metavar="DIR", help="restore into DIR instead of this home's "
+                                                     "index (nothing else is changed)")
+    restore.add_argument("--force", action="store_true",
+                         help="replace a non-empty index")
+    restore.add_argument("--json", action="store_true")
     sub.add_parser("self-check", help="check that every part of this installation works "
                                       "(JSON report; exit 0 only if all passed)")
     reembed = sub.add_parser("reembed", help="re-embed the index with the configured model")
@@ -149,13 +183,24 @@ def _enable_stack_dumps() -> None:
 
 
 def _known_error(exc: Exception) -> tuple[str, int] | None:
+    from app.backup.errors import (
+        BackupBusyError,
+        BackupConfigError,
+        BackupError,
+        LeaseHeldError,
+        RestoreRefusedError,
+    )
     from app.core.embedding import EmbeddingError
     from app.core.lock import IndexLockedError
     from app.core.sync import ModelChangeError
     from app.sources.base import SourceError
 
-    if isinstance(exc, IndexLockedError):
+    if isinstance(exc, (IndexLockedError, LeaseHeldError, BackupBusyError)):
         return str(exc), EXIT_BUSY
+    if isinstance(exc, (BackupConfigError, RestoreRefusedError)):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, BackupError):
+        return str(exc), EXIT_FAIL
     if isinstance(exc, (ModelChangeError, SourceError, EmbeddingError)):
         return str(exc), EXIT_FAIL
     # By name: importing app.core.store would load LanceDB just to print an error.
@@ -372,14 +417,21 @@ def cmd_search(args: argparse.Namespace, settings: Any) -> int:
                             f"{args.modified_after!r}.", EXIT_USAGE) from None
     if args.k < 1:
         raise UserError("-k must be at least 1.", EXIT_USAGE)
-    index = Path(settings.index_uri)
-    if "://" not in settings.index_uri and not index.exists():
-        raise UserError("The index is empty. Add a source and run 'lancedb-sync sync' first.")
-    try:
-        store = Store(settings.index_uri, settings.documents_table, settings.chunks_table,
-                      model_id="", dim=256, read_only=True)
-    except StoreError as exc:
-        raise UserError(str(exc)) from None
+    if args.snapshot:
+        from app.backup.manager import BackupManager
+
+        manager = BackupManager(settings)
+        store = manager.open_remote(manager.resolve(args.snapshot))
+    else:
+        index = Path(settings.index_uri)
+        if "://" not in settings.index_uri and not index.exists():
+            raise UserError("The index is empty. Add a source and run 'lancedb-sync sync' "
+                            "first.")
+        try:
+            store = Store(settings.index_uri, settings.documents_table, settings.chunks_table,
+                          model_id="", dim=256, read_only=True)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
     embedder = None
     if args.mode != "fts":
         from app.core.embedding import embedder_model_id, make_embedder
@@ -581,6 +633,196 @@ def cmd_reembed(args: argparse.Namespace, settings: Any) -> int:
     return reembed_index(settings, assume_yes=args.yes)
 
 
+# -- backup, snapshots, restore -----------------------------------------------------------------
+
+
+class _TransferLine:
+    """Live backup/restore progress on stderr (a TTY only)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._shown = False
+
+    def __call__(self, p: Any) -> None:
+        if not self.enabled:
+            return
+        if p.bytes_total:
+            line = (f"{p.phase}: {p.files_done}/{p.files_total} files, "
+                    f"{_size(p.bytes_done)} of {_size(p.bytes_total)}")
+        elif p.files_total:
+            line = f"{p.phase}: {p.files_done}/{p.files_total} files"
+        else:
+            line = f"{p.phase}…"
+        sys.stderr.write("\r" + line[:99].ljust(79))
+        sys.stderr.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _cancellable(fn: Any) -> Any:
+    """Run fn(cancel) with Ctrl-C setting `cancel` (the first time) instead of raising."""
+    import signal
+    import threading
+
+    cancel = threading.Event()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\nlancedb-sync: stopping (Ctrl-C again to force)…", file=sys.stderr, flush=True)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
+    try:
+        return fn(cancel)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def cmd_backup(args: argparse.Namespace, settings: Any) -> int:
+    from app.backup.manager import BackupManager
+
+    manager = BackupManager(settings)
+    action = getattr(args, "backup_command", None)
+    if action == "test":
+        checks = manager.test_connection()
+        if args.json:
+            print(json.dumps([{"check": c.name, "permission": c.permission, "ok": c.ok,
+                               "message": c.message} for c in checks], indent=2))
+        else:
+            for c in checks:
+                print(f"{'ok ' if c.ok else 'NO '} {c.name:<7} {c.permission}"
+                      + (f"  {c.message}" if c.message else ""))
+        return EXIT_OK if all(c.ok for c in checks) else EXIT_FAIL
+    if action == "prune":
+        result = manager.prune(keep_last=args.keep_last, keep_days=args.keep_days)
+        if args.json:
+            print(json.dumps(result.as_dict(), indent=2))
+        else:
+            print(f"Kept {len(result.kept)} snapshots, dropped {len(result.dropped)}; deleted "
+                  f"{result.deleted_objects} objects ({_size(result.deleted_bytes)}).")
+        return EXIT_OK
+    if action == "verify":
+        spec = args.snapshot or f"{manager.device.device_id}/latest"
+        snapshot = manager.resolve(spec)
+        progress = _TransferLine()
+        try:
+            res = _cancellable(lambda cancel: manager.verify(
+                snapshot, download=args.download, on_progress=progress, cancel=cancel))
+        finally:
+            progress.finish()
+        if args.json:
+            print(json.dumps({"snapshot": snapshot.ref, "checked": res.checked,
+                              "problems": res.problems}, indent=2))
+        elif res.ok:
+            print(f"Snapshot {snapshot.ref}: all {res.checked} files present and intact.")
+        else:
+            print(f"Snapshot {snapshot.ref}: {len(res.problems)} of {res.checked} files are "
+                  "damaged or missing:")
+            for problem in res.problems:
+                print(f"  ! {problem}")
+        return EXIT_OK if res.ok else EXIT_FAIL
+    progress = _TransferLine()
+    try:
+        result = _cancellable(lambda cancel: manager.backup(
+            on_progress=progress, cancel=cancel, prune=not args.no_prune))
+    finally:
+        progress.finish()
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        snap = result.snapshot
+        print(f"Snapshot {snap.ref}: {len(snap.files)} files, {_size(snap.total_bytes)}; "
+              f"uploaded {result.uploaded_files} files ({_size(result.uploaded_bytes)}), "
+              f"{result.reused_files} already in the bucket ({result.seconds:.1f} s).")
+        if result.pruned and result.pruned.dropped:
+            print(f"Pruned {len(result.pruned.dropped)} old snapshots "
+                  f"({result.pruned.deleted_objects} objects).")
+    return EXIT_OK
+
+
+def cmd_snapshots(args: argparse.Namespace, settings: Any) -> int:
+    from app.backup.manager import BackupManager
+
+    manager = BackupManager(settings)
+    device = None
+    if args.device:
+        device = manager.resolve(args.device).device_id
+    snaps = manager.snapshots(device)
+    if args.json:
+        print(json.dumps([s.summary() for s in snaps], indent=2))
+        return EXIT_OK
+    if not snaps:
+        print(f"No snapshots in {manager.cfg.where} yet. Run 'lancedb-sync backup'.")
+        return EXIT_OK
+    mine = manager.device.device_id
+    by_device: dict[str, list[Any]] = {}
+    for s in snaps:
+        by_device.setdefault(s.device_id, []).append(s)
+    for dev, items in by_device.items():
+        tag = "  (this device)" if dev == mine else ""
+        print(f"{dev}  {items[-1].device_name}{tag}")
+        for s in reversed(items):
+            docs = s.table(s.documents_table).rows
+            print(f"  {s.snapshot_id}  {s.created_at}  {docs:>7,} docs  {_size(s.total_bytes)}")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace, settings: Any) -> int:
+    from app.backup.manager import BackupManager, ChooseSnapshotError
+
+    manager = BackupManager(settings)
+    try:
+        snapshot = manager.resolve(args.snapshot)
+    except ChooseSnapshotError as exc:
+        lines = "\n".join(f"  {d}  {name}  ({n} snapshots)" for d, name, n in exc.devices)
+        raise UserError("The bucket holds snapshots of several devices; say which one, e.g. "
+                        f"'lancedb-sync restore {exc.devices[0][0]}':\n{lines}",
+                        EXIT_USAGE) from None
+    target = Path(args.to).expanduser() if args.to else None
+    progress = _TransferLine()
+    try:
+        result = _cancellable(lambda cancel: manager.restore(
+            snapshot, target=target, force=args.force, on_progress=progress, cancel=cancel))
+    finally:
+        progress.finish()
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return EXIT_OK
+    print(f"Restored snapshot {snapshot.ref} ({snapshot.created_at}, "
+          f"{snapshot.table(snapshot.documents_table).rows:,} documents, "
+          f"{_size(snapshot.total_bytes)}) into {result.target} in {result.seconds:.1f} s; "
+          "every checksum verified.")
+    if result.sources_restored:
+        print(f"Added the snapshot's {result.sources_restored} sources to the settings; "
+              "'lancedb-sync sync' re-indexes only files that differ.")
+    if result.documents_to_redo:
+        print(f"{result.documents_to_redo} documents were mid-sync in the snapshot and will be "
+              "indexed again by the next sync.")
+    from app.core.embedding import embedder_model_id
+
+    wanted = embedder_model_id(settings.embedder)
+    if snapshot.embed_model and snapshot.embed_model != wanted:
+        print(f"Note: the snapshot was embedded with {snapshot.embed_model}, but the settings "
+              f"ask for {wanted}. Set the embedder to {snapshot.embed_model} to use it as it "
+              "is, or run 'lancedb-sync reembed'.")
+    return EXIT_OK
+
+
 _COMMANDS = {
     "sources": cmd_sources,
     "sync": cmd_sync,
@@ -591,6 +833,9 @@ _COMMANDS = {
     "cleanup": cmd_cleanup,
     "run": cmd_run,
     "reembed": cmd_reembed,
+    "backup": cmd_backup,
+    "snapshots": cmd_snapshots,
+    "restore": cmd_restore,
     "self-check": cmd_self_check,
 }
 

@@ -123,6 +123,20 @@ def check_parser_worker() -> str:
     return "started, extracted, stopped"
 
 
+def check_backup_client() -> str:
+    """boto3 finds botocore's service data (which a frozen build must bundle) and builds the S3
+    client backups use, offline."""
+    from app.backup.s3 import S3Settings, make_client
+
+    cfg = S3Settings(bucket="self-check", prefix="", region="us-east-1",
+                     endpoint_url="http://127.0.0.1:9", path_style=True, sse=None,
+                     kms_key_id=None, retry_mode="standard", max_attempts=1,
+                     chunk_size=8 << 20, concurrency=1, max_bandwidth=None)
+    client, _ = make_client(cfg, lambda: {"aws_access_key_id": "self-check",
+                                          "aws_secret_access_key": "self-check"})
+    return str(client.meta.service_model.service_name)
+
+
 def check_keyring() -> str:
     import keyring
 
@@ -157,6 +171,7 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lancedb-sync-selfcheck-") as tmp:
         report.run("index_and_search", lambda: check_index_and_search(Path(tmp)))
     report.run("parser_worker", check_parser_worker)
+    report.run("backup_client", check_backup_client)
     report.run("keyring", check_keyring)
     report.run("qt_offscreen", check_qt)
     return {"ok": report.ok, "version": __version__, "frozen": bool(getattr(sys, "frozen", False)),

@@ -7,6 +7,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+# Version of the tables' schema (stored in their metadata; see docs/data-model.md).
+SCHEMA_VERSION = 1
+
 
 def now_utc() -> datetime:
     return datetime.now(UTC)

@@ -26,11 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import FTS, BTree, IvfPq
 
-from app.core.records import document_row, now_utc  # noqa: F401  (re-exported)
+from app.core.records import (  # noqa: F401  (re-exported)
+    SCHEMA_VERSION,
+    document_row,
+    now_utc,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 META_SCHEMA = b"lancedb_sync.schema_version"
 META_MODEL = b"lancedb_sync.embed_model"
 META_DIM = b"lancedb_sync.embed_dim"
