@@ -17,6 +17,11 @@ reconciliation pass of every source, since the OS may have dropped events meanwh
 
 The running service also keeps `service-status.json` in the state folder up to date, so that
 `lancedb-sync status` in another process can show what it is doing.
+
+With a backup bucket configured (`S3_BUCKET`, `backup_auto`), a pass that changed the index makes
+a backup due; it runs (beside later passes, never blocking them) once `backup_interval` has
+passed since the last one (`app/backup/service_api.py`). `backup_now()` is the "Back up now"
+button.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,8 +62,14 @@ class Service:
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
                  power_probe: Callable[[], bool] | None = None,
-                 observer_factory: Callable[[], Any] | None = None) -> None:
+                 observer_factory: Callable[[], Any] | None = None,
+                 credentials_provider: Callable[[], Any] | None = None) -> None:
         self.settings = settings
+        self._credentials_provider = credentials_provider
+        self._backups: Any = None  # BackupScheduler, made on first use when a bucket is set
+        self._backup_task: asyncio.Task[Any] | None = None
+        self._backup_cancel = threading.Event()
+        self._backup_status: dict[str, Any] = {}
         self._clock = clock
         self._wall = wall_clock
         if power_probe is None:
@@ -117,6 +129,9 @@ class Service:
             if source.enabled:
                 await self._arm(source)
         await self._refresh_counts()
+        scheduler = self._backup_scheduler()
+        if scheduler is not None:
+            self._backup_status = await asyncio.to_thread(scheduler.status)
         await self.check_health()
         self._task = asyncio.create_task(self._run(), name="lancedb-sync service")
         self._health_task = asyncio.create_task(self._health_loop(), name="lancedb-sync health")
@@ -131,6 +146,10 @@ class Service:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
+        self._backup_cancel.set()  # an upload stops at its next part; nothing is published
+        if self._backup_task is not None:
+            with contextlib.suppress(Exception):
+                await self._backup_task
         if self._task:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -235,7 +254,8 @@ class Service:
             })
         return {"paused": paused, "paused_until": until, "held": self._hold,
                 "on_battery": self._on_battery, "current": self._current,
-                "queue": self._queue_depth(), "health": self._health, "sources": sources}
+                "queue": self._queue_depth(), "health": self._health,
+                "backup": self._backup_status or None, "sources": sources}
 
     async def check_health(self) -> dict[str, Any]:
         """Run the health checks now (the service also runs them every HEALTH_CHECK_INTERVAL),
@@ -281,6 +301,88 @@ class Service:
         self._schedule_status_write(0.0)
         self._poke()
         return self._health
+
+    # -- backups --------------------------------------------------------------------------------
+
+    def _backup_scheduler(self) -> Any:
+        if self._backups is None and self.settings.s3_bucket:
+            from app.backup.service_api import BackupScheduler
+
+            self._backups = BackupScheduler(self.settings,
+                                            credentials_provider=self._credentials_provider)
+        return self._backups
+
+    def _maybe_backup(self, *, changed: bool) -> None:
+        """Back up in the background if one is due; never delays the passes."""
+        scheduler = self._backup_scheduler()
+        if scheduler is None or not scheduler.enabled or self._stopping:
+            return
+        if self._backup_task is not None and not self._backup_task.done():
+            if changed:  # the running backup may have pinned before this change: keep it due
+                self._backup_task.add_done_callback(
+                    lambda _t: self._maybe_backup(changed=True))
+            return
+        self._backup_task = asyncio.ensure_future(self._backup(
+            lambda progress=None, cancel=None: scheduler.run_if_due(
+                changed=changed, on_progress=progress, cancel=cancel)))
+
+    async def backup_now(self) -> dict[str, Any]:
+        """Back up now, whatever the schedule (the "Back up now" button). Returns the result;
+        raises BackupError with a message for the person."""
+        scheduler = self._backup_scheduler()
+        if scheduler is None:
+            raise ValueError("No backup bucket is configured (S3_BUCKET).")
+        if self._backup_task is not None and not self._backup_task.done():
+            with contextlib.suppress(Exception):
+                await self._backup_task
+        self._backup_task = asyncio.ensure_future(self._backup(
+            lambda progress=None, cancel=None: scheduler.run_now(on_progress=progress,
+                                                                 cancel=cancel),
+            raise_errors=True))
+        return await self._backup_task
+
+    def cancel_backup(self) -> None:
+        self._backup_cancel.set()
+
+    async def _backup(self, run: Callable[..., Any], *, raise_errors: bool = False) -> Any:
+        import dataclasses
+
+        from app.backup.errors import BackupError
+
+        self._backup_cancel.clear()
+
+        started: list[bool] = []
+
+        def progress(p: Any) -> None:
+            if not started:  # only a backup that is due reports progress
+                started.append(True)
+                self.events.publish("backup_started")
+            self.events.publish("backup_progress", **dataclasses.asdict(p))
+
+        try:
+            result = await asyncio.to_thread(run, progress, self._backup_cancel)
+        except BackupError as exc:
+            log.warning("backup failed: %s", exc)
+            self.events.publish("backup_error", reason=str(exc))
+            if raise_errors:
+                raise
+            return None
+        except Exception as exc:  # a bug: shown and logged, never the end of the service
+            log.exception("backup crashed")
+            self.events.publish("backup_error", reason=f"{type(exc).__name__}: {exc}")
+            if raise_errors:
+                raise
+            return None
+        finally:
+            scheduler = self._backups
+            if scheduler is not None:
+                self._backup_status = await asyncio.to_thread(scheduler.status)
+                self._schedule_status_write(0.5)
+        if result is None:
+            return None
+        data = result.as_dict()
+        self.events.publish("backup_finished", **data)
+        return data
 
     @property
     def paused(self) -> tuple[bool, float | None]:
@@ -440,6 +542,7 @@ class Service:
                 await self.check_health()
             except Exception:  # a broken check must not end the checking
                 log.exception("health check failed")
+            self._maybe_backup(changed=False)  # a pending change whose interval has now passed
 
     def _sleep_for(self, paused_until: float | None) -> float:
         if paused_until is not None:
@@ -485,6 +588,8 @@ class Service:
         self._set_state(source_id, "queued" if source_id in self._pending else "idle")
         self.events.publish("sync_finished", source_id, report=summary, targeted=paths is not None)
         self._schedule_status_write(0.5)
+        changed = any(summary.get(k) for k in ("added", "modified", "deleted", "moved"))
+        self._maybe_backup(changed=changed)
 
     def _set_state(self, source_id: str, state: str, reason: str = "") -> None:
         if self._states.get(source_id) != state:

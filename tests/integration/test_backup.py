@@ -437,3 +437,52 @@ def test_restore_lists_devices_when_the_bucket_holds_several(cli, home, indexed,
     dev = manager(home).device.device_id
     third.ok("restore", dev)
     assert Path(tmp_path / "home3" / "data" / "index").is_dir()
+
+
+def test_the_service_backs_up_after_a_changing_pass_and_on_request(home, docs, bucket):
+    import asyncio
+
+    from app.config import save_sources
+    from app.core.models import SourceConfig, SourceType
+    from app.service.orchestrator import Service
+
+    make_docs(docs)
+    settings = save_sources(load_settings(home=home), (SourceConfig(
+        SourceType.LOCAL_FILESYSTEM, "docs", {"watch_paths": [str(docs)]},
+        poll_interval=3600),))
+
+    async def wait(predicate, timeout=60.0):
+        for _ in range(int(timeout / 0.05)):
+            if predicate():
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def scenario():
+        service = Service(settings, watch=False)
+        events = []
+        service.events.subscribe(events.append)
+        await service.start()
+        try:
+            # The first pass added three documents: a backup is due and runs by itself.
+            assert await wait(lambda: any(e.kind == "backup_finished" for e in events))
+            first = next(e for e in events if e.kind == "backup_finished").data
+            assert first["tables"]["processed_documents"]["rows"] == 3
+            status = service.get_status()["backup"]
+            assert status["last_snapshot"].endswith(first["snapshot_id"])
+            assert not status["pending"]
+            # A change within the interval (an hour) stays pending; "Back up now" takes it.
+            (docs / "delta.md").write_text("# Delta\n\nRiver deltas spread silt widely.\n")
+            service.sync_now("docs")
+            assert await wait(lambda: len([e for e in events if e.kind == "sync_finished"]) == 2)
+            assert await wait(lambda: service.get_status()["backup"]["pending"])
+            assert len([e for e in events if e.kind == "backup_finished"]) == 1
+            second = await service.backup_now()
+            assert second["tables"]["processed_documents"]["rows"] == 4
+            assert 0 < second["uploaded_files"] < second["files"]
+            assert not service.get_status()["backup"]["pending"]
+        finally:
+            await service.stop()
+        assert any(e.kind == "backup_progress" for e in events)
+
+    asyncio.run(scenario())
