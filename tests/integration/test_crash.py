@@ -109,8 +109,16 @@ def test_kill_at_random_times_then_resume(corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_mid_sync_stops_promptly_and_keeps_index_consistent(corpus, tmp_path):
-    root, truth = corpus
+def test_ctrl_c_mid_sync_stops_promptly_and_keeps_index_consistent(tmp_path):
+    # Its own, larger corpus: on a busy machine 600 small files can all be committed before
+    # the interrupt lands, and then there is nothing left to stop.
+    import json
+
+    from tests.helpers.consistency import assert_consistent
+    from tests.integration.test_service_live import write_notes
+
+    root = tmp_path / "corpus"
+    write_notes(root, 3000, paragraphs=3)
     home = tmp_path / "home"
     run(home, "sources", "add", "local", str(root), "--id", "c")
     proc = subprocess.Popen(
@@ -134,12 +142,10 @@ def test_ctrl_c_mid_sync_stops_promptly_and_keeps_index_consistent(corpus, tmp_p
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert time.monotonic() - t < 15  # the remaining queue was dropped, not worked through
-    docs, chunks = snapshot(home)
-    assert 0 < len(docs) < N_FILES  # it stopped part-way…
-    by_doc = {}
-    for c in chunks:
-        by_doc[c["doc_uid"]] = by_doc.get(c["doc_uid"], 0) + 1
-    assert all(by_doc.get(d["doc_uid"]) == d["chunk_count"] for d in docs)  # …between batches
+    committed = len(assert_consistent(home / "data" / "index"))  # whole batches only
+    assert 0 < committed < 3000  # it stopped part-way
     r = run(home, "sync", "--json")
     assert r.returncode == 0, r.stderr
-    check_truth(home, truth)
+    report = json.loads(r.stdout)[0]
+    assert report["added"] == 3000 - committed and report["unchanged"] == committed
+    assert len(assert_consistent(home / "data" / "index")) == 3000
