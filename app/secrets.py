@@ -103,7 +103,7 @@ def describe_backend(kr: Any) -> BackendInfo:
     return BackendInfo(", ".join(usable), secure=secure, available=True)
 
 
-def backend_info(timeout: float = DEFAULT_TIMEOUT) -> BackendInfo:
+def backend_info(timeout: float | None = None) -> BackendInfo:
     """Which backend `keyring` picked, and whether it encrypts. May probe D-Bus: call it off the
     UI thread."""
     import keyring
@@ -111,8 +111,9 @@ def backend_info(timeout: float = DEFAULT_TIMEOUT) -> BackendInfo:
     return _call(lambda: describe_backend(keyring.get_keyring()), timeout)
 
 
-def _call(fn: Callable[[], T], timeout: float) -> T:
+def _call(fn: Callable[[], T], timeout: float | None) -> T:
     """Run one keyring call in a daemon thread; give up after `timeout` seconds."""
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     result: list[Any] = []
     error: list[BaseException] = []
 
@@ -175,7 +176,7 @@ def _check_backend(kr: Any, allow_insecure: bool) -> None:
 
 
 def set_secret(source_type: str, source_id: str, field: str, value: str, *,
-               allow_insecure: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
+               allow_insecure: bool = False, timeout: float | None = None) -> None:
     """Store a secret. Blocks up to `timeout` seconds: never call it on a UI thread."""
     import keyring
 
@@ -190,7 +191,7 @@ def set_secret(source_type: str, source_id: str, field: str, value: str, *,
 
 
 def get_secret(source_type: str, source_id: str, field: str, *,
-               allow_insecure: bool = False, timeout: float = DEFAULT_TIMEOUT) -> str | None:
+               allow_insecure: bool = False, timeout: float | None = None) -> str | None:
     """The stored secret, or None. Blocks up to `timeout` seconds: never on a UI thread."""
     import keyring
 
@@ -205,7 +206,7 @@ def get_secret(source_type: str, source_id: str, field: str, *,
 
 
 def delete_secret(source_type: str, source_id: str, field: str, *,
-                  timeout: float = DEFAULT_TIMEOUT) -> bool:
+                  timeout: float | None = None) -> bool:
     """Forget a secret; False if there was none."""
     import keyring
     from keyring.errors import PasswordDeleteError

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -174,6 +175,8 @@ class TrayApp(QObject):
             await asyncio.wait_for(self.stop_service(), timeout=60)
         except TimeoutError:
             log.error("the service did not stop within 60 s; quitting anyway")
+        else:
+            log.info("service stopped; quitting")
         QApplication.instance().quit()
 
     # -- status ---------------------------------------------------------------------------------
@@ -434,6 +437,7 @@ def run_tray(settings: Any, *, home: str | None = None, window: str | None = Non
     """Start the tray (or hand over to the running one). Returns the exit status."""
     from app.ui.display import display_problem
 
+    started = time.monotonic()
     problem = display_problem()
     if problem:
         print(f"lancedb-sync: {problem}; the tray needs a desktop session. To keep the index up "
@@ -482,6 +486,8 @@ def run_tray(settings: Any, *, home: str | None = None, window: str | None = Non
             qapp.setQuitOnLastWindowClosed(True)
             controller.show_window(window or "progress")
         controller.spawn(controller.start())
+        _quit_on_signals(controller)
+        log.info("tray ready in %.2f s (pid %d)", time.monotonic() - started, os.getpid())
         await stopped.wait()
         if not controller.quitting:  # closed by the session or the last window: stop cleanly
             controller.quitting = True
@@ -500,6 +506,24 @@ def run_tray(settings: Any, *, home: str | None = None, window: str | None = Non
     finally:
         asyncio.set_event_loop(None)
         instance.close()
+
+
+def _quit_on_signals(controller: TrayApp) -> None:
+    """SIGTERM / SIGINT (logout, `kill`, Ctrl-C in a terminal) quit as gracefully as the menu.
+    Python runs signal handlers only between bytecodes, so a timer gives it regular chances
+    while Qt waits in C++."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        log.info("signal %d: quitting", signum)
+        controller.spawn(controller.quit())
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, handler)
+    timer = QTimer(controller, interval=250)
+    timer.timeout.connect(lambda: None)
+    timer.start()
 
 
 def _install_excepthook(controller: TrayApp) -> None:

@@ -37,6 +37,7 @@ class Tray(QSystemTrayIcon):
         self._animation.timeout.connect(self._next_frame)
         controller.snapshot_changed.connect(lambda _s: self.update_state())
         controller.attention_changed.connect(self.update_state)
+        controller.service_changed.connect(self.update_state)
         controller.bridge.state_changed.connect(lambda *_: self.update_state())
         controller.bridge.paused.connect(lambda _u: self.update_state())
         controller.bridge.resumed.connect(self.update_state)
