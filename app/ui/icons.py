@@ -72,11 +72,20 @@ def _badge(p: QPainter, s: float, state: str, frame: int) -> None:
     color = BADGE.get(state)
     if color is None:
         return
-    r = s * 0.25
+    r = s * (0.25 if s >= 32 else 0.31)  # small sizes: a bigger badge stays legible
     c = QPointF(s - r - s * 0.02, s - r - s * 0.02)
     p.setPen(QPen(QColor("#ffffff"), max(1.0, s / 24)))
     p.setBrush(QColor(color))
-    p.drawEllipse(c, r, r)
+    if state == "attention":  # a warning triangle, so it differs from error by shape too
+        tri = QPainterPath()
+        tri.moveTo(c.x(), c.y() - r * 1.1)
+        tri.lineTo(c.x() + r * 1.1, c.y() + r * 0.85)
+        tri.lineTo(c.x() - r * 1.1, c.y() + r * 0.85)
+        tri.closeSubpath()
+        p.drawPath(tri)
+        c = QPointF(c.x(), c.y() + r * 0.12)
+    else:
+        p.drawEllipse(c, r, r)
     white = QPen(QColor("#ffffff"), max(1.2, s / 14), Qt.PenStyle.SolidLine,
                  Qt.PenCapStyle.RoundCap)
     p.setPen(white)

@@ -167,7 +167,8 @@ def why_slow(source: dict[str, Any], snap: Snapshot, attention: dict[str, str] |
     """Why a source waits or crawls, in words; "" when nothing holds it back."""
     sid = source.get("source_id", "")
     attention = attention or {}
-    for key in (sid, "keyring"):
+    keys = [sid] if source.get("source_type", "local") == "local" else [sid, "keyring"]
+    for key in keys:  # a local folder needs no credentials: the keyring cannot hold it up
         if key in attention:
             return f"Waiting: {attention[key]}"
     for key in ("why_slow", "slow_reason", "health_reason"):  # newer services say it themselves

@@ -42,6 +42,12 @@ STATE_WORDS = {"idle": "Up to date", "queued": "Queued", "scanning": "Looking fo
                "indexing": "Indexing", "error": "Error", "maintaining": "Tidying the index…"}
 
 
+def _html(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
 class SourceProgress(QWidget):
     """One source's bar and lines."""
 
@@ -173,11 +179,10 @@ class ProgressWindow(QWidget):
         empty_lay.addStretch(1)
         self.sources_layout.addWidget(self.empty)
         self.sources_layout.addStretch(1)
-        scroll = QScrollArea()
+        self.scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(self.sources_box)
-        scroll.setMinimumHeight(150)
 
         self.activity = QListWidget()
         self.activity.setObjectName("activity")
@@ -191,9 +196,15 @@ class ProgressWindow(QWidget):
         self.failed.verticalHeader().hide()
         header = self.failed.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        self.failed.setColumnWidth(0, 240)
+        self.failed.setColumnWidth(0, 200)
         self.failed.setWordWrap(False)
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail.hide()
         self.failed.doubleClicked.connect(lambda _i: self.open_selected())
         self.failed.itemSelectionChanged.connect(self._update_ledger_buttons)
         self.failed_empty = QLabel("No failed files. Files that cannot be read show up here "
@@ -219,6 +230,7 @@ class ProgressWindow(QWidget):
         ledger_lay = QVBoxLayout(ledger)
         ledger_lay.addWidget(self.failed_empty)
         ledger_lay.addWidget(self.failed, 1)
+        ledger_lay.addWidget(self.detail)
         ledger_lay.addLayout(buttons)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.activity, "Activity")
@@ -227,8 +239,8 @@ class ProgressWindow(QWidget):
         lay = QVBoxLayout(self)
         lay.addLayout(head)
         lay.addWidget(self.banner)
-        lay.addWidget(scroll, 2)
-        lay.addWidget(self.tabs, 3)
+        lay.addWidget(scroll)
+        lay.addWidget(self.tabs, 1)
         if controller.main_window_mode:
             lay.addLayout(self._navigation())
 
@@ -283,6 +295,8 @@ class ProgressWindow(QWidget):
             row.show_status(source, self.c.bridge.latest_progress.get(sid),
                             st.why_slow(source, snap, self.c.attention))
         self._fill_ledger(snap.failed)
+        # The sources take the room they need (up to a limit); the lists below get the rest.
+        self.scroll.setFixedHeight(min(360, self.sources_box.sizeHint().height() + 4))
 
     def _on_progress(self, sid: str, data: dict[str, Any]) -> None:
         row = self.rows.get(sid)
@@ -343,6 +357,11 @@ class ProgressWindow(QWidget):
 
     def _update_ledger_buttons(self) -> None:
         sel = self.selected_entries()
+        if len(sel) == 1:
+            self.detail.setText(f"<b>{_html(sel[0].path)}</b><br>{_html(sel[0].reason)}")
+            self.detail.show()
+        else:
+            self.detail.hide()
         for b in (self.retry_button, self.ignore_button, self.copy_button):
             b.setEnabled(bool(sel))
         self.open_button.setEnabled(len(sel) == 1 and sel[0].uri.startswith("file://"))

@@ -96,7 +96,8 @@ class ResultWidget(QLabel):
         super().__init__()
         path = st.uri_to_path(hit.uri)
         page = f" · page {hit.page}" if hit.page else ""
-        heading = f" · {html.escape(hit.heading)}" if hit.heading else ""
+        heading = f" · {html.escape(hit.heading)}" if hit.heading and \
+            hit.heading.strip() != hit.title.strip() else ""
         muted_color = self.palette().color(self.palette().ColorRole.PlaceholderText).name()
         self.setText(
             f"<b>{html.escape(hit.title)}</b>"
@@ -152,6 +153,7 @@ class SearchWindow(QWidget):
         self.results.setObjectName("results")
         self.results.setAlternatingRowColors(True)
         self.results.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
+        self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.results.itemActivated.connect(lambda _i: self.open_current())
         self.results.currentRowChanged.connect(self._row_changed)
         self.message = QLabel()
@@ -252,7 +254,8 @@ class SearchWindow(QWidget):
             return
         self.message.hide()
         self.results.show()
-        width = max(300, self.results.viewport().width() - 8)
+        scrollbar = self.results.verticalScrollBar().sizeHint().width()
+        width = max(300, self.results.width() - scrollbar - 8)
         for hit in hits:
             item = QListWidgetItem()
             widget = ResultWidget(hit)

@@ -85,6 +85,7 @@ class SettingsWindow(QWidget):
         self.workers = QSpinBox()
         self.workers.setRange(1, 64)
         self.workers.setValue(int(v.get("max_concurrent_processing") or 1))
+        self.workers.setMaximumWidth(90)
         self.workers.setToolTip("Parser worker processes; fewer leave more of the computer "
                                 "to you")
         self.low_priority = self._optional_box("low_priority", "Run at low priority",
@@ -118,10 +119,13 @@ class SettingsWindow(QWidget):
         logs.addWidget(open_logs)
         logs.addStretch(1)
 
+        workers = QHBoxLayout()
+        workers.addWidget(self.workers)
+        workers.addStretch(1)
         form = QFormLayout()
         form.addRow("Embedding model:", self.model)
         form.addRow("", self.cost)
-        form.addRow("Parser processes:", self.workers)
+        form.addRow("Parser processes:", workers)
         form.addRow("", self.low_priority)
         form.addRow("", self.battery)
         form.addRow("", self.autostart)

@@ -46,6 +46,9 @@ TYPE_LABELS = {
     "gdrive": "Google Drive",
     "s3": "S3 bucket",
 }
+STATE_WORDS = {"idle": "Up to date", "queued": "Queued", "scanning": "Scanning",
+               "indexing": "Indexing", "error": "Error", "paused": "Paused",
+               "disabled": "Disabled"}
 COLUMNS = ["Source", "Type", "Folder or account", "Documents", "Failed", "Last sync", "State"]
 
 
@@ -96,6 +99,7 @@ class SourceDialog(QDialog):
         lay.addWidget(self.error)
         lay.addWidget(self.buttons)
         self.resize(560, 420)
+        _align_forms(self)
         if source is not None:
             self.type_combo.setCurrentIndex(max(0, self.type_combo.findData(
                 source.source_type.value)))
@@ -110,6 +114,7 @@ class SourceDialog(QDialog):
     def _local_form(self) -> QWidget:
         w = QWidget()
         form = QFormLayout(w)
+        form.setContentsMargins(0, 0, 0, 0)
         self.id_edit = QLineEdit()
         self.id_edit.setPlaceholderText("a short name, e.g. documents")
         self.folders = QListWidget()
@@ -144,6 +149,7 @@ class SourceDialog(QDialog):
     def _remote_form(self, kind: str) -> QWidget:
         w = QWidget()
         form = QFormLayout(w)
+        form.setContentsMargins(0, 0, 0, 0)
         note = QLabel(f"<b>Coming soon.</b> {TYPE_LABELS[kind]} sources arrive with the "
                       "remote-sources update. This is the form they will use; credentials will "
                       "be kept in your system keyring, never in a file.")
@@ -282,6 +288,7 @@ class SourcesWindow(QWidget):
                 state = "paused"
             elif not s.get("enabled", True):
                 state = "disabled"
+            state = STATE_WORDS.get(state, state.capitalize())
             cells = [sid, TYPE_LABELS.get(s.get("source_type", ""), s.get("source_type", "")),
                      source_location(cfg), f"{int(s.get('documents') or 0):,}",
                      f"{int(s.get('failed') or 0):,}", st.ago(last) if last else "never", state]
@@ -399,6 +406,19 @@ class SourcesWindow(QWidget):
         sid = self.selected_id()
         if sid:
             self.c.sync_now(sid)
+
+
+def _align_forms(dialog: QWidget) -> None:
+    """One label column across the dialog's forms (the type row and each type's page)."""
+    labels = []
+    for form in dialog.findChildren(QFormLayout):
+        for row in range(form.rowCount()):
+            item = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            if item is not None and isinstance(item.widget(), QLabel):
+                labels.append(item.widget())
+    width = max((label.sizeHint().width() for label in labels), default=0)
+    for label in labels:
+        label.setMinimumWidth(width)
 
 
 def _is_dir(path: str) -> bool:
