@@ -70,6 +70,8 @@ class TrayApp(QObject):
         self._last_notice = 0.0
         self._refreshing = False
         self._refresh_again = False
+        # Sources seen with nothing indexed: their next finished pass is their first sync.
+        self._never_indexed: set[str] = set()
         self._refresh_timer = QTimer(self, singleShot=True)
         self._refresh_timer.timeout.connect(lambda: self.spawn(self.refresh()))
         self._poll = QTimer(self, interval=REFRESH_IDLE_MS)
@@ -204,6 +206,9 @@ class TrayApp(QObject):
             if self.service is not None:
                 service, ignored = self.service, frozenset(self.ignored)
                 self.snapshot = await self.run_blocking(st.fetch_snapshot, service, ignored)
+                self._never_indexed |= {
+                    s["source_id"] for s in self.snapshot.sources
+                    if not s.get("documents") and not s.get("failed")}
             self._poll.setInterval(REFRESH_BUSY_MS if self._wants_fast_refresh()
                                    else REFRESH_IDLE_MS)
             self.snapshot_changed.emit(self.snapshot)
@@ -216,6 +221,10 @@ class TrayApp(QObject):
     def _wants_fast_refresh(self) -> bool:
         return bool(self.busy or self.snapshot.current) or any(
             w.isVisible() for w in self.windows.values())
+
+    def expect_first_sync(self, source_id: str) -> None:
+        """A source just added: its next finished pass is announced as its first sync."""
+        self._never_indexed.add(source_id)
 
     def set_attention(self, key: str, reason: str) -> None:
         if self.attention.get(key) != reason:
@@ -250,9 +259,9 @@ class TrayApp(QObject):
                                    f"{f.get('reason', '')}")
             for p in report.get("problems") or []:
                 self._log("warning", f"{sid}: {p}")
-        first = sid not in self.snapshot.last_runs and not (
-            (self.snapshot.source(sid) or {}).get("last_sync"))
-        if first and not report.get("cancelled"):
+        first = sid in self._never_indexed and not report.get("cancelled")
+        if first and (report.get("added") or report.get("failed")):
+            self._never_indexed.discard(sid)
             n = int(report.get("added", 0)) + int(report.get("modified", 0))
             self.notify(f"first:{sid}", "First sync done",
                         f"{sid}: {n:,} documents indexed and searchable.")

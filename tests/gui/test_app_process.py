@@ -113,3 +113,26 @@ def test_second_launch_hands_over_and_sigterm_quits_gracefully(tmp_path, display
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
+
+
+def test_without_a_tray_host_the_progress_window_opens_instead(tmp_path, display):
+    from tests.gui.conftest import _stop, start_xvfb
+
+    xvfb, bare = start_xvfb()  # an X server with no tray host on it
+    home = tmp_path / "home"
+    proc = launch(home, env={"DISPLAY": bare, "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
+                  start_new_session=True)
+    try:
+        wait_for_log(home, r"tray ready", proc)
+        deadline = time.monotonic() + 15
+        while "Progress — LanceDB Sync" not in window_titles(bare):
+            assert time.monotonic() < deadline, "no main window without a tray host"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        _stop(xvfb)

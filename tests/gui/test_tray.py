@@ -118,6 +118,8 @@ def tray(env, run, urls, secret_service):
     app.tray = Tray(app)
     app.tray.show()
     app.states_seen = []
+    app.notices = []
+    app.notified.connect(lambda title, message: app.notices.append((title, message)))
     app.tray_states = app.states_seen
     original = app.tray.update_state
 
@@ -196,6 +198,8 @@ def test_adding_a_folder_in_sources_indexes_it_and_progress_shows_counts(tray, e
     assert table.item(0, 0).text() == "docs"
     assert int(table.item(0, 3).text().replace(",", "")) == tray.snapshot.documents
     assert str(env["docs"]) in table.item(0, 2).text()
+    assert ("First sync done", f"docs: {tray.snapshot.documents:,} documents indexed and "
+            "searchable.") in tray.notices
     # the flaky file is not indexed: the tray says so instead of "synced"
     assert tray.tray.toolTip() == (f"LanceDB Sync\n{tray.snapshot.documents:,} documents · "
                                    "1 file could not be indexed")

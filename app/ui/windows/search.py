@@ -180,6 +180,7 @@ class SearchWindow(QWidget):
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
         controller.snapshot_changed.connect(lambda _s: self._update_sources())
         controller.bridge.sync_finished.connect(self._index_moved)
+        controller.service_changed.connect(self._settings_changed)
         self._update_sources()
         self._show_message()
 
@@ -200,6 +201,10 @@ class SearchWindow(QWidget):
         self.source.blockSignals(False)
         if not self.query.text():
             self._show_message()
+
+    def _settings_changed(self) -> None:
+        # A restarted service may use another model or index: open them afresh.
+        self._searcher = Searcher(self.c.settings)
 
     def _index_moved(self, *_: Any) -> None:
         self._searcher.stale_after = time.time()

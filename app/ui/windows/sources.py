@@ -346,6 +346,7 @@ class SourcesWindow(QWidget):
         if missing:
             self.banner.show_message(f"Not a folder: {', '.join(missing)}", "error")
             return
+        self.c.expect_first_sync(config.source_id)
         await self.c.service.add_source(config)
         self.banner.show_message(f"Added {config.source_id!r}; indexing starts now.", "info")
         self.c.request_refresh(0)
