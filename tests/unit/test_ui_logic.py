@@ -61,7 +61,10 @@ def test_why_slow_names_the_reason():
                                             retry_in=30), snap)
     assert "polling" in st.why_slow(src(watcher="degraded", watcher_reason="inotify limit"),
                                     snap)
-    assert "keyring" in st.why_slow(src(), snap, {"keyring": "the keyring is locked"})
+    locked = {"keyring": "the keyring is locked"}
+    assert st.why_slow(src(), snap, locked) == ""  # a local folder needs no credentials
+    assert "keyring" in st.why_slow(src(source_type="notion"), snap, locked)
+    assert "Waiting: stuck" in st.why_slow(src(), snap, {"docs": "stuck"})
     busy = st.Snapshot((src(), src(source_id="other")), current="other")
     assert "Queued behind other" in st.why_slow(src(queued=True), busy)
     assert st.why_slow(src(why_slow="on battery"), snap) == "on battery"  # newer services
