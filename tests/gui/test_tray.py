@@ -409,3 +409,67 @@ def test_settings_apply_writes_the_config_and_shows_reembed_cost(tray, env, run)
     assert "[[sources]]" in config  # the sources survived
     run(wait_until(lambda: tray.service is not None, what="service"))
     assert tray.settings.values["notifications"] is False
+
+
+def test_changing_the_model_asks_then_reembeds_and_restarts(tray, run):
+    from PySide6.QtWidgets import QMessageBox
+
+    window = tray.show_window("settings")
+    window.model.setCurrentText("wordllama:64")
+    window.apply()
+    box = window.confirm
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert "re-embeds all" in box.text()
+    go = next(b for b in box.buttons() if b.text() == "Re-embed now")
+    go.click()
+    run(wait_until(lambda: "now uses wordllama:64" in window.banner.label.text(), timeout=120,
+                   what="the re-embed"))
+    assert tray.service is not None
+    assert tray.service.settings.values["embedder"] == "wordllama:64"
+    search = tray.show_window("search")
+    search.mode.setCurrentIndex(search.mode.findData("vector"))
+    search.query.setText("passport appointment")
+    run(wait_until(lambda: search.hits, timeout=30, what="semantic results on the new model"))
+    assert search.hits[0].title.lower().startswith("renewing a passport")
+
+
+def test_edit_and_remove_a_source_from_the_sources_window(tray, env, run):
+    from PySide6.QtWidgets import QMessageBox
+
+    window = tray.show_window("sources")
+    window.table.selectRow(0)
+    assert window.scan_button.isEnabled()
+    dialog = window.edit_source()
+    assert dialog.id_edit.isReadOnly() and dialog.folders.count() == 1
+    dialog.excludes.setText("*.html")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    run(wait_until(lambda: tray.service.settings.source("docs").config.get(
+        "exclude_patterns") == ["*.html"], what="the edit to be saved"))
+    window.table.selectRow(0)
+    box = window.remove_source()
+    assert isinstance(box, QMessageBox)
+    assert {b.text() for b in box.buttons()} >= {"Remove and delete its documents",
+                                                 "Remove, keep documents"}
+    purge = next(b for b in box.buttons() if b.text().startswith("Remove and delete"))
+    purge.click()
+    run(wait_until(lambda: "documents were deleted" in window.banner.label.text(), timeout=60,
+                   what="the removal"))
+    run(wait_until(lambda: not tray.snapshot.sources, what="the table to update"))
+    assert tray.service.settings.source("docs") is None
+    assert window.empty.isVisible()
+    assert "documents were deleted" in window.banner.label.text()
+
+
+def test_quit_from_the_menu_stops_the_service(tray, loop):
+    import asyncio
+
+    service = tray.service
+    assert service is not None
+    action = menu_actions(tray.tray)["quit"]
+    action.trigger()  # spawns TrayApp.quit(): stop the service, then QApplication.quit()
+    task = next(iter(tray._tasks))
+    loop.run_forever()  # returns when the app quits
+    assert task.done() and task.exception() is None
+    assert tray.service is None and tray.quitting
+    assert service._indexer is None  # closed: the index lock is released
+    asyncio.set_event_loop(loop)

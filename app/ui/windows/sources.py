@@ -7,6 +7,7 @@ credentials will go to the OS keyring through `app.secrets`, never to the config
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -397,7 +398,17 @@ class SourcesWindow(QWidget):
         return box
 
     async def _remove(self, sid: str, purge: bool) -> None:
-        await self.c.service.remove_source(sid, purge=purge)
+        service = self.c.service
+        self.banner.show_message(f"Removing {sid!r}…", "info")
+        # Let a pass of this source stop first (at a batch boundary): the service would purge
+        # while its own pass still writes that source's documents.
+        for _ in range(300):
+            status = await self.c.run_blocking(service.get_status)
+            if status.get("current") != sid:
+                break
+            service.cancel_current()
+            await asyncio.sleep(0.1)
+        await service.remove_source(sid, purge=purge)
         self.banner.show_message(
             f"Removed {sid!r}" + ("; its documents were deleted from the index." if purge
                                   else "; its documents stay in the index."), "info")
