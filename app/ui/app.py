@@ -66,6 +66,7 @@ class TrayApp(QObject):
         self.quitting = False
         self.main_window_mode = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dialogs: set[QWidget] = set()
         self._notified: dict[str, float] = {}
         self._last_notice = 0.0
         self._refreshing = False
@@ -310,7 +311,9 @@ class TrayApp(QObject):
 
     def show_error(self, title: str, text: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        # A parentless dialog lives as long as its Python wrapper: keep it until it closes.
+        self._dialogs.add(box)
+        box.finished.connect(lambda _r: self._dialogs.discard(box))
         box.open()  # never exec(): it would nest the event loop under qasync
 
     # -- actions --------------------------------------------------------------------------------

@@ -276,6 +276,18 @@ def test_menu_items_do_what_they_say(tray, env, run, urls):
     about.close()
 
 
+def test_a_failing_action_shows_an_error_dialog_not_a_crash(tray, run):
+    async def broken():
+        raise OSError("the disk is full")
+
+    tray.spawn(broken())
+    run(wait_until(lambda: tray._dialogs, what="the error dialog"))
+    box = next(iter(tray._dialogs))
+    assert box.isVisible() and "the disk is full" in box.text()
+    box.close()
+    run(wait_until(lambda: not tray._dialogs, what="the dialog to be released"))
+
+
 def test_start_at_login_writes_and_removes_the_autostart_entry(tray, env, run):
     entry = env["xdg"] / "autostart" / "lancedb-sync.desktop"
     assert not entry.exists()
