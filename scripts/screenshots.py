@@ -97,7 +97,7 @@ def demo_folder(root: Path) -> tuple[Path, Path]:
     (docs / "scan-2019.pdf").write_bytes(b"%PDF-1.4\n% truncated scan\n")
     cfg = home / "config" / "config.toml"
     cfg.parent.mkdir(parents=True)
-    cfg.write_text("")
+    cfg.write_text("notifications = false\n")  # no balloon over the menu in the shots
     return home, docs
 
 
