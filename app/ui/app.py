@@ -140,6 +140,12 @@ class TrayApp(QObject):
             self._log("error", str(exc))
             self.request_refresh(0)
             return
+        except Exception as exc:  # the index cannot be opened: say so, keep the tray up
+            log.exception("the sync service did not start")
+            self.bridge.detach()
+            self.set_attention("index", f"the sync service could not start: {exc}")
+            self.request_refresh(0)
+            return
         self.service = service
         self.clear_attention("index")
         self.service_changed.emit()
@@ -189,7 +195,9 @@ class TrayApp(QObject):
         return st.tray_state(self.snapshot, self.attention, self.busy)
 
     def summary(self) -> str:
-        if self.service is None and "index" not in self.attention:
+        if self.service is None:
+            if "index" in self.attention:
+                return f"Needs attention: {self.attention['index']}"
             return "Starting…" if not self.quitting else "Stopping…"
         return st.summary_line(self.snapshot, self.state, self.attention,
                                self.bridge.latest_progress)
@@ -206,7 +214,11 @@ class TrayApp(QObject):
         try:
             if self.service is not None:
                 service, ignored = self.service, frozenset(self.ignored)
-                self.snapshot = await self.run_blocking(st.fetch_snapshot, service, ignored)
+                try:
+                    self.snapshot = await self.run_blocking(st.fetch_snapshot, service, ignored)
+                except Exception:  # e.g. the state database is busy: keep the last snapshot
+                    log.warning("status refresh failed", exc_info=True)
+                    return
                 self._never_indexed |= {
                     s["source_id"] for s in self.snapshot.sources
                     if not s.get("documents") and not s.get("failed")}

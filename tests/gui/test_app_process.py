@@ -137,3 +137,29 @@ def test_without_a_tray_host_the_progress_window_opens_instead(tmp_path, display
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         _stop(xvfb)
+
+
+def test_index_busy_in_another_process_leaves_the_tray_up_and_says_why(tmp_path, run):
+    from app.config import load_settings
+    from app.core.lock import WriterLock
+    from app.ui.app import TrayApp
+    from app.ui.tray import Tray
+
+    settings = load_settings(home=tmp_path / "home", env={})
+    with WriterLock(settings.state_dir / "writer.lock"):  # what a running 'lancedb-sync run' holds
+        app = TrayApp(settings)
+        app.tray = Tray(app)
+        app.tray.show()
+        try:
+            run(app.start())
+            assert app.service is None
+            assert app.state == "attention" and app.tray.shown_state == "attention"
+            assert "another LanceDB Sync process" in app.summary()
+            assert "lancedb-sync run" in app.tray.toolTip()
+            window = app.show_window("progress")
+            assert "another LanceDB Sync process" in window.banner.label.text()
+            assert not window.sync_button.isEnabled()
+        finally:
+            app.tray.hide()
+            for w in app.windows.values():
+                w.close()
