@@ -186,6 +186,14 @@ class TrayApp(QObject):
             log.error("the service did not stop within 60 s; quitting anyway")
         else:
             log.info("service stopped; quitting")
+        self._poll.stop()
+        self._refresh_timer.stop()
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if t is not current and not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:  # let them unwind before the loop goes away
+            await asyncio.gather(*pending, return_exceptions=True)
         QApplication.instance().quit()
 
     # -- status ---------------------------------------------------------------------------------

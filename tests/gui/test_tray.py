@@ -270,6 +270,16 @@ def test_menu_items_do_what_they_say(tray, env, run, urls):
     assert any("Sync requested" in text for _t, _l, text in tray.activity[n:])
     run(wait_until(lambda: tray.state == "idle" and not tray.busy,
                                        what="the requested sync to finish"))
+    # A left click on the icon opens Progress.
+    tray.windows["progress"].hide()
+    tray.tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+    assert tray.windows["progress"].isVisible()
+    # Notifications are rate-limited: one at a time, the same one rarely.
+    tray._last_notice = 0.0
+    assert tray.notify("test:a", "Title", "first")
+    assert not tray.notify("test:b", "Title", "too soon after the first")
+    tray._last_notice = 0.0
+    assert not tray.notify("test:a", "Title", "the same one again")
     actions["about"].trigger()
     about = tray.windows["about"]
     assert about.isVisible() and "LanceDB Sync" in about.text()
@@ -293,8 +303,10 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(tray, env, run):
     assert not entry.exists()
     login = menu_actions(tray.tray)["autostart"]
     assert login.isCheckable() and not login.isChecked()
+    settings_window = tray.show_window("settings")
     login.trigger()
     run(wait_until(lambda: entry.exists() and tray.autostart_on, what="the autostart entry"))
+    assert settings_window.autostart.isChecked()  # the Settings window follows the menu
     text = entry.read_text()
     assert "Exec=" in text and " tray" in text and str(env["home"]) in text
     assert menu_actions(tray.tray)["autostart"].isChecked()

@@ -149,6 +149,9 @@ class SettingsWindow(QWidget):
         lay.addLayout(form)
         lay.addStretch(1)
         lay.addLayout(buttons)
+        # The tray menu can change start-at-login too: follow it.
+        controller.snapshot_changed.connect(
+            lambda _s: self.autostart.setChecked(self.c.autostart_on))
 
     def _optional_box(self, kind: str, text: str, arrives_with: str) -> QCheckBox:
         box = QCheckBox(text)
