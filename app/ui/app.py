@@ -47,12 +47,10 @@ class TrayApp(QObject):
     service_changed = Signal()  # started, stopped or restarted
     notified = Signal(str, str)  # title, message (tests and the activity list listen)
 
-    def __init__(self, settings: Any, *, home: str | None = None,
-                 service_factory: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, settings: Any, *, home: str | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.home = home
-        self._service_factory = service_factory
         self.service: Any = None
         self.bridge = Bridge(self)
         self.snapshot = st.Snapshot()
@@ -124,12 +122,9 @@ class TrayApp(QObject):
 
         # The engine's imports (numpy, the embedder's modules) cost a second: not on the UI thread.
         await self.run_blocking(__import__, "app.core.sync")
-        if self._service_factory is not None:
-            service = self._service_factory(self.settings)
-        else:
-            from app.service.orchestrator import Service
+        from app.service.orchestrator import Service
 
-            service = Service(self.settings)
+        service = Service(self.settings)
         self.bridge.attach(service.events)
         try:
             await service.start()

@@ -171,7 +171,7 @@ def why_slow(source: dict[str, Any], snap: Snapshot, attention: dict[str, str] |
     for key in keys:  # a local folder needs no credentials: the keyring cannot hold it up
         if key in attention:
             return f"Waiting: {attention[key]}"
-    for key in ("why_slow", "slow_reason", "health_reason"):  # newer services say it themselves
+    for key in ("waiting", "why_slow"):  # newer services say it themselves
         if source.get(key):
             return str(source[key])
     if snap.paused:

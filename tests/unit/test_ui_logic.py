@@ -67,7 +67,7 @@ def test_why_slow_names_the_reason():
     assert "Waiting: stuck" in st.why_slow(src(), snap, {"docs": "stuck"})
     busy = st.Snapshot((src(), src(source_id="other")), current="other")
     assert "Queued behind other" in st.why_slow(src(queued=True), busy)
-    assert st.why_slow(src(why_slow="on battery"), snap) == "on battery"  # newer services
+    assert st.why_slow(src(waiting="Paused: on battery."), snap) == "Paused: on battery."
 
 
 def test_ago():
