@@ -35,7 +35,8 @@ class UserError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lancedb-sync",
-        description="Keep a LanceDB index of your documents up to date, and search it.",
+        description="Keep a LanceDB index of your documents up to date, and search it. "
+                    "Without a command, starts the tray application.",
         epilog="Run 'lancedb-sync COMMAND --help' for a command's options. "
                "Settings: config.toml in the config folder, or environment variables "
                "(see docs/configuration.md).",
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "also LANCEDB_SYNC_HOME)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    tray = sub.add_parser("tray", help="start the tray application (the default without a "
+                                       "command); a second launch shows the running one")
+    tray.add_argument("--window", choices=("progress", "sources", "search", "backup",
+                                           "settings"),
+                      help="also open this window (or bring it forward in the running tray)")
 
     src = sub.add_parser("sources", help="add, list or remove sources")
     src_sub = src.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
@@ -142,8 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return EXIT_OK
+        args.command, args.window = "tray", None
     from app.config import ConfigError, load_settings
 
     _enable_stack_dumps()
@@ -418,9 +424,10 @@ def cmd_search(args: argparse.Namespace, settings: Any) -> int:
     if args.k < 1:
         raise UserError("-k must be at least 1.", EXIT_USAGE)
     if args.snapshot:
+        from app.backup.credentials import keyring_provider
         from app.backup.manager import BackupManager
 
-        manager = BackupManager(settings)
+        manager = BackupManager(settings, credentials_provider=keyring_provider(settings))
         store = manager.open_remote(manager.resolve(args.snapshot))
     else:
         index = Path(settings.index_uri)
@@ -599,6 +606,19 @@ def cmd_retry(args: argparse.Namespace, settings: Any) -> int:
     return cmd_sync(argparse.Namespace(source_id=args.source_id, json=False), settings)
 
 
+def cmd_tray(args: argparse.Namespace, settings: Any) -> int:
+    # Checked before Qt is imported: a headless machine gets one line, not a Qt abort.
+    from app.ui.display import display_problem
+
+    problem = display_problem()
+    if problem:
+        raise UserError(f"{problem}; the tray needs a desktop session. To keep the index up to "
+                        "date without one, run 'lancedb-sync run'.")
+    from app.ui.app import run_tray
+
+    return run_tray(settings, home=args.home, window=args.window)
+
+
 def cmd_run(args: argparse.Namespace, settings: Any) -> int:
     from app import daemon
 
@@ -694,9 +714,10 @@ def _cancellable(fn: Any) -> Any:
 
 
 def cmd_backup(args: argparse.Namespace, settings: Any) -> int:
+    from app.backup.credentials import keyring_provider
     from app.backup.manager import BackupManager
 
-    manager = BackupManager(settings)
+    manager = BackupManager(settings, credentials_provider=keyring_provider(settings))
     action = getattr(args, "backup_command", None)
     if action == "test":
         checks = manager.test_connection()
@@ -756,9 +777,10 @@ def cmd_backup(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_snapshots(args: argparse.Namespace, settings: Any) -> int:
+    from app.backup.credentials import keyring_provider
     from app.backup.manager import BackupManager
 
-    manager = BackupManager(settings)
+    manager = BackupManager(settings, credentials_provider=keyring_provider(settings))
     device = None
     if args.device:
         device = manager.resolve(args.device).device_id
@@ -783,9 +805,10 @@ def cmd_snapshots(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, settings: Any) -> int:
+    from app.backup.credentials import keyring_provider
     from app.backup.manager import BackupManager, ChooseSnapshotError
 
-    manager = BackupManager(settings)
+    manager = BackupManager(settings, credentials_provider=keyring_provider(settings))
     try:
         snapshot = manager.resolve(args.snapshot)
     except ChooseSnapshotError as exc:
@@ -824,6 +847,7 @@ def cmd_restore(args: argparse.Namespace, settings: Any) -> int:
 
 
 _COMMANDS = {
+    "tray": cmd_tray,
     "sources": cmd_sources,
     "sync": cmd_sync,
     "search": cmd_search,

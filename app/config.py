@@ -124,6 +124,14 @@ FIELDS: tuple[FieldSpec, ...] = (
               "Follow symbolic links in watched folders"),
     FieldSpec("include_hidden", "LANCEDB_SYNC_INCLUDE_HIDDEN", "bool", False,
               "Index hidden files and folders"),
+    # -- the tray application (issue 4) --
+    FieldSpec("notifications", "LANCEDB_SYNC_NOTIFICATIONS", "bool", True,
+              "Desktop notifications for errors and a finished first sync (rate-limited)"),
+    FieldSpec("allow_insecure_secrets", "LANCEDB_SYNC_ALLOW_INSECURE_SECRETS", "bool", False,
+              "Store credentials even when the only keyring available keeps them unencrypted"),
+    FieldSpec("s3_access_key_id", "LANCEDB_SYNC_S3_ACCESS_KEY_ID", "str", None,
+              "Access key id for backups (its secret is kept in the OS keyring); empty: the "
+              "standard AWS credential chain"),
 )
 
 _SPEC = {f.name: f for f in FIELDS}
@@ -306,6 +314,33 @@ def save_sources(settings: Settings, sources: tuple[SourceConfig, ...]) -> Setti
     ]
     _atomic_write(path, tomli_w.dumps(data).encode())
     return settings.with_sources(sources)
+
+
+def save_values(settings: Settings, values: Mapping[str, Any]) -> Settings:
+    """Write settings to the config file (validated like any other value; None removes a key),
+    keeping sources and every other setting as written. Returns the updated Settings."""
+    import tomli_w
+
+    path = settings.paths.config_file
+    data = _read_config_file(path)
+    new = dict(settings.values)
+    for name, raw in values.items():
+        spec = _SPEC.get(name)
+        if spec is None:
+            raise ConfigError(f"Unknown setting {name!r}.")
+        value = _coerce(spec, raw, f"Setting {name}") if raw not in (None, "") else None
+        if value is None:
+            data.pop(name, None)
+            new[name] = spec.default
+        else:
+            data[name] = value
+            new[name] = value
+    # Sources stay last: TOML puts tables after plain keys.
+    sources = data.pop("sources", None)
+    if sources is not None:
+        data["sources"] = sources
+    _atomic_write(path, tomli_w.dumps(data).encode())
+    return replace(settings, values=new)
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:

@@ -306,10 +306,12 @@ class Service:
 
     def _backup_scheduler(self) -> Any:
         if self._backups is None and self.settings.s3_bucket:
+            from app.backup.credentials import keyring_provider
             from app.backup.service_api import BackupScheduler
 
-            self._backups = BackupScheduler(self.settings,
-                                            credentials_provider=self._credentials_provider)
+            self._backups = BackupScheduler(
+                self.settings, credentials_provider=self._credentials_provider
+                or keyring_provider(self.settings))
         return self._backups
 
     def _maybe_backup(self, *, changed: bool) -> None:

@@ -75,3 +75,11 @@ def vanish(path: str) -> Extracted:
 def io_error(path: str) -> Extracted:
     """Fails like a disk or network share that stopped answering."""
     raise OSError(errno.EIO, "Input/output error", path)
+
+
+def flaky(path: str) -> Extracted:
+    """Fails while a `<file>.fail` marker sits next to the file, then reads it like `ok`: a
+    transient failure that a Retry (not an edit of the file) must recover from."""
+    if Path(path + ".fail").exists():
+        raise ValueError("the parser could not read this file (marker present)")
+    return ok(path)

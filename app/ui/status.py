@@ -1,0 +1,191 @@
+"""What the tray shows, computed without Qt: a status snapshot and the pure functions that turn it
+into a tray state, a tooltip line and a "why is it slow" reason.
+
+`fetch_snapshot` does file I/O (SQLite) and must run in a worker thread; everything else is pure
+and cheap, so the tray and the tests can call it on any thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Tray states, most urgent first when several apply.
+ERROR, PAUSED, SYNCING, ATTENTION, IDLE = "error", "paused", "syncing", "attention", "idle"
+STATES = (IDLE, SYNCING, PAUSED, ERROR, ATTENTION)
+BUSY_STATES = {"scanning", "indexing", "queued", "maintaining"}
+
+
+@dataclass(frozen=True, slots=True)
+class FailedEntry:
+    doc_uid: str
+    source_id: str
+    uri: str
+    status: str  # failed | skipped
+    reason: str
+    at: float
+
+    @property
+    def path(self) -> str:
+        return uri_to_path(self.uri)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The service's status plus what the UI adds (last runs from the journal, the ledger)."""
+
+    sources: tuple[dict[str, Any], ...] = ()
+    paused: bool = False
+    paused_until: float | None = None
+    current: str | None = None
+    last_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: tuple[FailedEntry, ...] = ()
+    taken_at: float = field(default_factory=time.time)
+
+    @property
+    def documents(self) -> int:
+        return sum(int(s.get("documents") or 0) for s in self.sources)
+
+    @property
+    def failed_count(self) -> int:
+        return len(self.failed)
+
+    def source(self, source_id: str) -> dict[str, Any] | None:
+        return next((s for s in self.sources if s.get("source_id") == source_id), None)
+
+    def last_sync(self, source_id: str | None = None) -> float | None:
+        """When the latest pass (of one source, or of any) finished."""
+        times = []
+        for s in self.sources:
+            sid = s.get("source_id")
+            if source_id is not None and sid != source_id:
+                continue
+            live = s.get("last_sync") or {}
+            t = live.get("finished_at") or (self.last_runs.get(sid) or {}).get("finished_at")
+            if t:
+                times.append(float(t))
+        return max(times) if times else None
+
+
+def uri_to_path(uri: str) -> str:
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(uri).path)
+    return uri
+
+
+def fetch_snapshot(service: Any, ignored: set[str] | frozenset[str] = frozenset()) -> Snapshot:
+    """Blocking (SQLite reads): call from a worker thread."""
+    from app.core.state import SyncState
+
+    status = service.get_status()
+    runs: dict[str, dict[str, Any]] = {}
+    failed: list[FailedEntry] = []
+    state_dir = service.settings.state_dir
+    if (state_dir / "sync-state.sqlite3").exists():
+        state = SyncState.open(state_dir)
+        try:
+            runs = state.last_runs()
+            failed = [FailedEntry(f.doc_uid, f.source_id, f.uri, f.status, f.error or "",
+                                  f.indexed_at or 0.0)
+                      for f in state.failed() if f.doc_uid not in ignored]
+        finally:
+            state.close()
+    return Snapshot(tuple(status.get("sources") or ()), bool(status.get("paused")),
+                    status.get("paused_until"), status.get("current"), runs, tuple(failed))
+
+
+def tray_state(snap: Snapshot, attention: dict[str, str] | None = None,
+               busy: set[str] | None = None) -> str:
+    """One of STATES. `attention` maps a key (source id or "keyring") to a reason; `busy` holds
+    the sources the bridge saw start a pass (events arrive faster than snapshots)."""
+    if any(s.get("state") == "error" or s.get("health") == "error" for s in snap.sources):
+        return ERROR
+    if snap.paused:
+        return PAUSED
+    if snap.current or busy or any(s.get("state") in ("scanning", "indexing")
+                                   for s in snap.sources):
+        return SYNCING
+    if attention or snap.failed or any(s.get("watcher") == "degraded" for s in snap.sources):
+        return ATTENTION
+    return IDLE
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    if not ts:
+        return "never"
+    s = max(0.0, (now or time.time()) - ts)
+    if s < 45:
+        return "just now"
+    if s < 3600:
+        m = max(1, round(s / 60))
+        return f"{m} min ago"
+    if s < 86400:
+        return f"{int(s // 3600)} h ago"
+    return f"{int(s // 86400)} d ago"
+
+
+def until_text(until: float | None) -> str:
+    if until is None:
+        return "until resumed"
+    return "until " + time.strftime("%H:%M", time.localtime(until)) + (
+        "" if until - time.time() < 86400 else time.strftime(" %a", time.localtime(until)))
+
+
+def summary_line(snap: Snapshot, state: str, attention: dict[str, str] | None = None,
+                 progress: dict[str, dict[str, Any]] | None = None) -> str:
+    """The tooltip and the menu's status line, e.g. "12,345 documents · synced 2 min ago"."""
+    if not snap.sources:
+        return "No sources yet — add a folder in Sources…"
+    docs = f"{snap.documents:,} document{'s' if snap.documents != 1 else ''}"
+    if state == PAUSED:
+        return f"{docs} · paused {until_text(snap.paused_until)}"
+    if state == ERROR:
+        bad = [s["source_id"] for s in snap.sources if s.get("state") == "error"]
+        return f"{docs} · error in {', '.join(bad) or 'a source'}"
+    if state == SYNCING:
+        for sid, p in (progress or {}).items():
+            if p.get("phase") == "indexing" and p.get("total"):
+                return f"{docs} · syncing {sid}: {p.get('done', 0):,}/{p['total']:,}"
+        return f"{docs} · syncing…"
+    last = snap.last_sync()
+    tail = f"synced {ago(last)}" if last else "not synced yet"
+    if state == ATTENTION:
+        if attention:
+            return f"{docs} · needs attention: {next(iter(attention.values()))}"
+        if snap.failed:
+            n = len(snap.failed)
+            return f"{docs} · {n} file{'s' if n != 1 else ''} could not be indexed"
+        return f"{docs} · needs attention"
+    return f"{docs} · {tail}"
+
+
+def why_slow(source: dict[str, Any], snap: Snapshot, attention: dict[str, str] | None = None,
+             ) -> str:
+    """Why a source waits or crawls, in words; "" when nothing holds it back."""
+    sid = source.get("source_id", "")
+    attention = attention or {}
+    keys = [sid] if source.get("source_type", "local") == "local" else [sid, "keyring"]
+    for key in keys:  # a local folder needs no credentials: the keyring cannot hold it up
+        if key in attention:
+            return f"Waiting: {attention[key]}"
+    for key in ("waiting", "why_slow"):  # newer services say it themselves
+        if source.get(key):
+            return str(source[key])
+    if snap.paused:
+        return f"Paused {until_text(snap.paused_until)}."
+    if not source.get("enabled", True):
+        return "Disabled."
+    retry_in = float(source.get("retry_in") or 0)
+    if source.get("state") == "error" or retry_in > 0:
+        err = source.get("last_error") or "the last pass failed"
+        when = f"; next try in {int(retry_in)} s" if retry_in > 0 else ""
+        return f"Backing off after an error: {err}{when}."
+    if source.get("watcher") == "degraded":
+        reason = source.get("watcher_reason") or "live watching is unavailable"
+        return f"Watcher degraded, polling instead: {reason}"
+    if source.get("queued") and snap.current and snap.current != sid:
+        return f"Queued behind {snap.current} (one source syncs at a time)."
+    return ""

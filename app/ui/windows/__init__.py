@@ -1,0 +1,1 @@
+"""One module per window (after Vorta's views/): Progress, Sources, Search, Backup, Settings."""

@@ -1,0 +1,251 @@
+"""The tray's Qt-free parts: status → tray state and words, the keyring seam's rules, autostart
+files, display detection, and saving settings."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import keyring
+import pytest
+from jaraco.classes.properties import classproperty
+from keyring.backend import KeyringBackend
+
+from app import secrets
+from app.config import ConfigError, load_settings, save_sources, save_values
+from app.core.models import SourceConfig, SourceType
+from app.ui import status as st
+from app.ui.autostart import Autostart, _desktop_quote
+from app.ui.display import display_problem
+
+
+def src(**kw):
+    base = {"source_id": "docs", "source_type": "local", "enabled": True, "state": "idle",
+            "documents": 12345, "failed": 0, "watcher": "watching", "queued": False,
+            "retry_in": 0.0, "last_error": "", "last_sync": {"finished_at": time.time() - 120}}
+    return {**base, **kw}
+
+
+def test_tray_state_priorities():
+    idle = st.Snapshot((src(),))
+    assert st.tray_state(idle) == st.IDLE
+    assert st.tray_state(st.Snapshot((src(state="indexing"),))) == st.SYNCING
+    assert st.tray_state(idle, busy={"docs"}) == st.SYNCING
+    assert st.tray_state(st.Snapshot((src(),), paused=True)) == st.PAUSED
+    assert st.tray_state(st.Snapshot((src(state="error"),), paused=True)) == st.ERROR
+    assert st.tray_state(idle, {"keyring": "locked"}) == st.ATTENTION
+    assert st.tray_state(st.Snapshot((src(watcher="degraded"),))) == st.ATTENTION
+    failed = st.FailedEntry("docs:a", "docs", "file:///a.pdf", "failed", "bad", 0.0)
+    assert st.tray_state(st.Snapshot((src(),), failed=(failed,))) == st.ATTENTION
+
+
+def test_summary_line_reads_like_a_sentence():
+    assert st.summary_line(st.Snapshot((src(),)), st.IDLE) == \
+        "12,345 documents · synced 2 min ago"
+    assert st.summary_line(st.Snapshot(), st.IDLE).startswith("No sources yet")
+    until = time.time() + 1800
+    line = st.summary_line(st.Snapshot((src(),), paused=True, paused_until=until), st.PAUSED)
+    assert line.startswith("12,345 documents · paused until ")
+    line = st.summary_line(st.Snapshot((src(state="indexing"),)), st.SYNCING,
+                           progress={"docs": {"phase": "indexing", "done": 10, "total": 200}})
+    assert line == "12,345 documents · syncing docs: 10/200"
+    assert "needs attention: the keyring is locked" in st.summary_line(
+        st.Snapshot((src(),)), st.ATTENTION, {"keyring": "the keyring is locked"})
+
+
+def test_why_slow_names_the_reason():
+    snap = st.Snapshot((src(),))
+    assert st.why_slow(src(), snap) == ""
+    assert st.why_slow(src(), st.Snapshot((src(),), paused=True)).startswith("Paused")
+    assert "Backing off" in st.why_slow(src(state="error", last_error="disk full",
+                                            retry_in=30), snap)
+    assert "polling" in st.why_slow(src(watcher="degraded", watcher_reason="inotify limit"),
+                                    snap)
+    locked = {"keyring": "the keyring is locked"}
+    assert st.why_slow(src(), snap, locked) == ""  # a local folder needs no credentials
+    assert "keyring" in st.why_slow(src(source_type="notion"), snap, locked)
+    assert "Waiting: stuck" in st.why_slow(src(), snap, {"docs": "stuck"})
+    busy = st.Snapshot((src(), src(source_id="other")), current="other")
+    assert "Queued behind other" in st.why_slow(src(queued=True), busy)
+    assert st.why_slow(src(waiting="Paused: on battery."), snap) == "Paused: on battery."
+
+
+def test_ago():
+    now = 1_000_000.0
+    assert st.ago(now - 10, now) == "just now"
+    assert st.ago(now - 125, now) == "2 min ago"
+    assert st.ago(now - 7300, now) == "2 h ago"
+    assert st.ago(None) == "never"
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+class PlaintextKeyring(KeyringBackend):
+    """Stores in a dict, like keyrings.alt's plaintext file backend stores in a file. Never
+    chosen by keyring's own discovery (not viable), only set explicitly."""
+
+    @classproperty
+    def priority(cls):
+        raise RuntimeError("only for these tests")
+
+    def __init__(self):
+        super().__init__()
+        self.data = {}
+
+    def get_password(self, service, username):
+        return self.data.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.data[(service, username)] = password
+
+    def delete_password(self, service, username):
+        from keyring.errors import PasswordDeleteError
+
+        if self.data.pop((service, username), None) is None:
+            raise PasswordDeleteError("not found")
+
+
+class StuckKeyring(PlaintextKeyring):
+    """Never answers, like a Secret Service waiting for an unlock prompt nobody sees."""
+
+    release = threading.Event()
+
+    def set_password(self, service, username, password):
+        self.release.wait(30)
+
+
+@pytest.fixture
+def use_keyring():
+    previous = keyring.get_keyring()
+    yield keyring.set_keyring
+    keyring.set_keyring(previous)
+
+
+def test_secret_keys():
+    assert secrets.secret_key("s3", "backup", "secret_access_key") == \
+        "s3:backup:secret_access_key"
+    with pytest.raises(ValueError):
+        secrets.secret_key("s3", "a:b", "x")
+    with pytest.raises(ValueError):
+        secrets.secret_key("s3", "", "x")
+
+
+def test_backends_are_judged_secure_or_not():
+    from keyring.backends import SecretService, chainer, fail
+
+    assert secrets.describe_backend(SecretService.Keyring()).secure
+    info = secrets.describe_backend(fail.Keyring())
+    assert not info.available and "No keyring" in info.description
+    assert not secrets.describe_backend(PlaintextKeyring()).secure
+    chain = chainer.ChainerBackend()
+    assert all(not type(b).__module__.startswith("tests.") for b in chain.backends)
+
+
+def test_plaintext_backend_is_refused_unless_opted_in(use_keyring):
+    kr = PlaintextKeyring()
+    use_keyring(kr)
+    with pytest.raises(secrets.NoSecureBackendError, match="plaintext"):
+        secrets.set_secret("s3", "backup", "secret", "hunter2")
+    assert kr.data == {}
+    secrets.set_secret("s3", "backup", "secret", "hunter2", allow_insecure=True)
+    assert kr.data == {(secrets.SERVICE_NAME, "s3:backup:secret"): "hunter2"}
+    assert secrets.get_secret("s3", "backup", "secret", allow_insecure=True) == "hunter2"
+    assert secrets.delete_secret("s3", "backup", "secret")
+    assert not secrets.delete_secret("s3", "backup", "secret")
+
+
+def test_no_backend_at_all_says_what_to_install(use_keyring):
+    from keyring.backends import fail
+
+    use_keyring(fail.Keyring())
+    with pytest.raises(secrets.NoSecureBackendError, match="GNOME Keyring or KWallet"):
+        secrets.set_secret("s3", "backup", "secret", "x", allow_insecure=True)
+
+
+def test_a_keyring_that_never_answers_times_out(use_keyring):
+    use_keyring(StuckKeyring())
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(secrets.KeyringTimeoutError, match="locked"):
+            secrets.set_secret("s3", "backup", "secret", "x", allow_insecure=True, timeout=0.3)
+    finally:
+        StuckKeyring.release.set()  # let the abandoned call finish (and release the lock)
+    assert time.monotonic() - t0 < 2
+
+
+def test_keyring_errors_become_locked_errors(use_keyring):
+    from keyring.errors import KeyringLocked
+
+    class Locked(PlaintextKeyring):
+        def get_password(self, service, username):
+            raise KeyringLocked("Failed to unlock the collection!")
+
+    use_keyring(Locked())
+    with pytest.raises(secrets.KeyringLockedError, match="locked"):
+        secrets.get_secret("s3", "backup", "secret", allow_insecure=True)
+
+
+# -- autostart, display, settings ---------------------------------------------------------------
+
+
+def test_autostart_desktop_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    a = Autostart(home=tmp_path / "my home", platform="linux")
+    assert a.path == tmp_path / "autostart" / "lancedb-sync.desktop"
+    assert not a.is_enabled()
+    a.enable()
+    text = a.path.read_text()
+    assert "Type=Application" in text and "Name=LanceDB Sync" in text
+    assert f'--home "{(tmp_path / "my home").resolve()}" tray' in text
+    assert a.is_enabled()
+    a.disable()
+    assert not a.is_enabled()
+    a.disable()  # twice is fine
+
+
+def test_autostart_launch_agent(tmp_path, monkeypatch):
+    import plistlib
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    a = Autostart(platform="darwin")
+    assert a.path == tmp_path / "Library" / "LaunchAgents" / "com.lancedb-sync.tray.plist"
+    plist = plistlib.loads(a.render())
+    assert plist["RunAtLoad"] and plist["ProgramArguments"][-1] == "tray"
+
+
+def test_desktop_exec_quoting():
+    assert _desktop_quote("/usr/bin/python3") == "/usr/bin/python3"
+    assert _desktop_quote("/a b/c") == '"/a b/c"'
+    assert _desktop_quote("100%") == "100%%"
+    assert _desktop_quote('say "$x"') == '"say \\"\\$x\\""'
+
+
+def test_display_detection(tmp_path):
+    assert display_problem({}, "linux") == "no graphical display found (DISPLAY is not set)"
+    assert display_problem({"DISPLAY": ":4242"}, "linux") == \
+        "cannot connect to the X display :4242"
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert display_problem({}, "win32") is None and display_problem({}, "darwin") is None
+    sock = tmp_path / "wayland-0"
+    sock.touch()
+    assert display_problem({"WAYLAND_DISPLAY": "wayland-0",
+                            "XDG_RUNTIME_DIR": str(tmp_path)}, "linux") is None
+
+
+def test_save_values_keeps_sources_and_validates(tmp_path):
+    settings = load_settings(home=tmp_path, env={})
+    settings = save_sources(settings, (SourceConfig(SourceType.LOCAL_FILESYSTEM, "docs",
+                                                    {"watch_paths": ["/x"]}),))
+    settings = save_values(settings, {"s3_bucket": "b", "notifications": False,
+                                      "backup_interval": 86400})
+    assert settings.values["s3_bucket"] == "b" and settings.sources
+    again = load_settings(home=tmp_path, env={})
+    assert again.s3_bucket == "b" and again.notifications is False
+    assert again.backup_interval == 86400 and again.source("docs") is not None
+    settings = save_values(settings, {"s3_bucket": None})
+    assert load_settings(home=tmp_path, env={}).s3_bucket is None
+    with pytest.raises(ConfigError, match="backup_interval"):
+        save_values(settings, {"backup_interval": 5})
+    with pytest.raises(ConfigError, match="Unknown setting"):
+        save_values(settings, {"nope": 1})
