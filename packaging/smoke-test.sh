@@ -73,7 +73,7 @@ t1=$(date +%s.%N)
 [ -n "$ready" ] || { echo "the tray did not start" >&2; cat "$OUT/tray-stderr.txt" >&2; exit 1; }
 # A second launch hands over to the running tray, which brings its window forward.
 lancedb-sync 2>>"$OUT/tray-stderr.txt"
-sleep 2
+sleep 4
 import -window root "$OUT/installed-tray.png"
 kill -TERM "$TRAY"
 wait "$TRAY" || true
