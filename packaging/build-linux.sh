@@ -14,4 +14,6 @@ t0=$(date +%s)
 .venv-build/bin/pyinstaller --noconfirm --clean --log-level WARN \
     --distpath dist --workpath build/pyinstaller packaging/lancedb-sync.spec
 echo "pyinstaller: $(( $(date +%s) - t0 )) s" >&2
+dangling="$(find dist/lancedb-sync -xtype l)"
+[ -z "$dangling" ] || { echo "links to trimmed files left in the bundle:" >&2; echo "$dangling" >&2; exit 1; }
 installer/linux/build-deb.sh dist/lancedb-sync dist
