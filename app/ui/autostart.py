@@ -22,7 +22,14 @@ RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 
 def launch_command(home: str | os.PathLike[str] | None = None) -> list[str]:
     """The command that starts the tray: the frozen executable, else this Python with `-m app`."""
-    cmd = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "app"]
+    if getattr(sys, "frozen", False):
+        exe = Path(sys.executable)
+        # On Windows the installer ships a windowless twin (LanceDBSync.exe): a login item must
+        # not open a console window.
+        windowless = exe.with_name("LanceDBSync.exe")
+        cmd = [str(windowless if sys.platform == "win32" and windowless.exists() else exe)]
+    else:
+        cmd = [sys.executable, "-m", "app"]
     if home:
         cmd += ["--home", str(Path(home).expanduser().resolve())]
     cmd.append("tray")

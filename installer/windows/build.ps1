@@ -19,6 +19,8 @@ if ($env:WINDOWS_SIGN_PFX) {
     $IsccArgs += "/DSignTool"
     $IsccArgs += "/Ssigntool=signtool sign /fd sha256 /tr http://timestamp.digicert.com /td sha256 /f `"$env:WINDOWS_SIGN_PFX`" /p `"$env:WINDOWS_SIGN_PASSWORD`" `$f"
 }
-iscc @IsccArgs installer\windows\lancedb-sync.iss
+$Iscc = (Get-Command iscc -ErrorAction SilentlyContinue).Source
+if (-not $Iscc) { $Iscc = "${env:ProgramFiles(x86)}\Inno Setup 6\ISCC.exe" }
+& $Iscc @IsccArgs installer\windows\lancedb-sync.iss
 if ($LASTEXITCODE -ne 0) { throw "Inno Setup failed" }
 Get-ChildItem dist\LanceDBSync-*-setup.exe
