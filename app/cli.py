@@ -526,7 +526,9 @@ def cmd_status(args: argparse.Namespace, settings: Any) -> int:
     if not sources:
         print("No sources yet. Add one with: lancedb-sync sources add local ~/Documents")
     for s in sources:
-        when = _ago(s["last_sync"]) if s["last_sync"] else "never synced"
+        from app.timefmt import ago
+
+        when = ago(s["last_sync"]) if s["last_sync"] else "never synced"
         state = f"  [{s['state']}]" if s.get("state") else ""
         print(f"  {s['source_id']:<20} {s['documents']:>7,} docs  {s['failed']:>4} failed  "
               f"{s['skipped']:>4} skipped  last sync: {when} ({s['last_outcome'] or '-'}){state}")
@@ -561,17 +563,6 @@ def _pid_alive(pid: int) -> bool:
     import psutil
 
     return psutil.pid_exists(pid)
-
-
-def _ago(ts: float) -> str:
-    s = max(0, time.time() - ts)
-    if s < 60:
-        return f"{int(s)} s ago"
-    if s < 3600:
-        return f"{int(s // 60)} min ago"
-    if s < 86400:
-        return f"{int(s // 3600)} h ago"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def cmd_failed(args: argparse.Namespace, settings: Any) -> int:

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any, TextIO
 
 from app.service.events import Event
+from app.timefmt import ago, eta
 
 EXIT_OK, EXIT_BUSY = 0, 3
 REDRAW_S = 0.25
@@ -117,9 +118,9 @@ class LogLines:
             if d["phase"] != "indexing" or now - self._last_progress.get(ev.source_id, 0) < 2:
                 return None
             self._last_progress[ev.source_id] = now
-            eta = f", ETA {format_eta(d['eta_s'])}" if d.get("eta_s") else ""
+            left = f", ETA {eta(d['eta_s'])}" if d.get("eta_s") else ""
             return (f"{ev.source_id}: {d['done']:,}/{d['total']:,} indexed, {d['failed']} "
-                    f"failed{eta}")
+                    f"failed{left}")
         return describe_event(ev)
 
     def close(self) -> None:
@@ -193,37 +194,17 @@ def source_line(s: dict[str, Any]) -> str:
     if p and p.get("total"):
         pct = 100 * p["done"] / p["total"]
         rate = f" {p['rate']:.0f}/s" if p.get("rate") else ""
-        eta = f" ETA {format_eta(p['eta_s'])}" if p.get("eta_s") else ""
+        left = f" ETA {eta(p['eta_s'])}" if p.get("eta_s") else ""
         current = f"  {p['current'].removeprefix('file://')}" if p.get("current") else ""
-        return (f"{sid:<16} {state:<9} {p['done']:,}/{p['total']:,} {pct:3.0f}%{rate}{eta}"
+        return (f"{sid:<16} {state:<9} {p['done']:,}/{p['total']:,} {pct:3.0f}%{rate}{left}"
                 f"{current}")
     last = s.get("last_sync") or {}
     when = ""
     if last.get("finished_at"):
-        when = f" · synced {_ago(last['finished_at'])}"
+        when = f" · synced {ago(last['finished_at'])}"
     failed = f" · {s['failed']:,} failed" if s.get("failed") else ""
     watch = f" · {s['watcher']}" if s.get("watcher") not in (None, "off") else ""
     return f"{sid:<16} {state:<9} {s['documents']:,} docs{failed}{when}{watch}"
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60}:{seconds % 60:02d}"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def _ago(ts: float) -> str:
-    s = max(0, time.time() - ts)
-    if s < 60:
-        return f"{int(s)} s ago"
-    if s < 3600:
-        return f"{int(s // 60)} min ago"
-    return f"{int(s // 3600)} h ago"
 
 
 def _terminal_width() -> int:

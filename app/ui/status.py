@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.timefmt import ago
+
 # Tray states, most urgent first when several apply.
 ERROR, PAUSED, SYNCING, ATTENTION, IDLE = "error", "paused", "syncing", "attention", "idle"
 STATES = (IDLE, SYNCING, PAUSED, ERROR, ATTENTION)
@@ -111,20 +113,6 @@ def tray_state(snap: Snapshot, attention: dict[str, str] | None = None,
     if attention or snap.failed or any(s.get("watcher") == "degraded" for s in snap.sources):
         return ATTENTION
     return IDLE
-
-
-def ago(ts: float | None, now: float | None = None) -> str:
-    if not ts:
-        return "never"
-    s = max(0.0, (now or time.time()) - ts)
-    if s < 45:
-        return "just now"
-    if s < 3600:
-        m = max(1, round(s / 60))
-        return f"{m} min ago"
-    if s < 86400:
-        return f"{int(s // 3600)} h ago"
-    return f"{int(s // 86400)} d ago"
 
 
 def until_text(until: float | None) -> str:

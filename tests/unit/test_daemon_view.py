@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import time
 
-from app.daemon import LiveView, LogLines, describe_event, format_eta
+from app.daemon import LiveView, LogLines, describe_event
 from app.service.events import Event
+from app.timefmt import eta
 
 
 class FakeService:
@@ -70,7 +71,8 @@ def test_plain_progress_lines_are_rate_limited():
     assert lines.line(ev) is None
 
 
-def test_format_eta():
-    assert format_eta(None) == "?"
-    assert format_eta(42) == "42 s"
-    assert format_eta(3 * 3600 + 5 * 60) == "3 h 05 min"
+def test_eta():
+    assert eta(None) == "?"
+    assert eta(42) == "42 s"
+    assert eta(185) == "3:05"
+    assert eta(3 * 3600 + 5 * 60) == "3 h 05 min"
