@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
+from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QWidget
 
 from app.ui.icons import app_icon, is_dark
 
@@ -84,3 +84,22 @@ def setup_window(w: QWidget, title: str, width: int, height: int) -> None:
     w.setWindowIcon(app_icon())
     w.resize(width, height)
     w.setObjectName(title.lower())
+
+
+class PlaceholderList(QListWidget):
+    """A list that says what will appear in it while it is empty."""
+
+    def __init__(self, placeholder: str) -> None:
+        super().__init__()
+        self.placeholder = placeholder
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.count():
+            return
+        painter = QPainter(self.viewport())
+        painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+        painter.drawText(self.viewport().rect().adjusted(16, 16, -16, -16),
+                         int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap),
+                         self.placeholder)
+        painter.end()

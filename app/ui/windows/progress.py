@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
     QListWidgetItem,
     QMenu,
     QProgressBar,
@@ -33,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui import status as st
-from app.ui.windows.common import Banner, fmt_eta, muted, setup_window
+from app.ui.windows.common import Banner, PlaceholderList, fmt_eta, muted, setup_window
 
 if TYPE_CHECKING:
     from app.ui.app import TrayApp
@@ -184,7 +183,8 @@ class ProgressWindow(QWidget):
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(self.sources_box)
 
-        self.activity = QListWidget()
+        self.activity = PlaceholderList("Nothing has changed since LanceDB Sync started. Documents "
+                                        "added, changed or removed will be listed here.")
         self.activity.setObjectName("activity")
         self.activity.setAlternatingRowColors(True)
         self.activity.setWordWrap(True)
