@@ -70,6 +70,9 @@ class Service:
         self._backup_task: asyncio.Task[Any] | None = None
         self._backup_cancel = threading.Event()
         self._backup_status: dict[str, Any] = {}
+        # The pause survives restarts in state/service.json; read once here, then kept in memory
+        # (get_status and the scheduler ask for it constantly, and only this object writes it).
+        self._pause = self._read_pause()
         self._clock = clock
         self._wall = wall_clock
         if power_probe is None:
@@ -109,7 +112,7 @@ class Service:
     async def start(self) -> None:
         """Open the index (raises IndexLockedError if another instance writes to it), arm the
         watchers and schedule a first pass of every enabled source."""
-        from app.core.sync import Indexer
+        import importlib
 
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -123,7 +126,10 @@ class Service:
         # pipeline threads they start, which inherit it) but never to the event loop.
         self._pass_executor = ThreadPoolExecutor(1, thread_name_prefix="sync-pass",
                                                  initializer=init)
-        self._indexer = await asyncio.to_thread(Indexer, self.settings,
+        # Importing the engine (numpy, the embedder's modules) takes about a second: not on the
+        # loop, which may be a UI's.
+        engine = await asyncio.to_thread(importlib.import_module, "app.core.sync")
+        self._indexer = await asyncio.to_thread(engine.Indexer, self.settings,
                                                 on_progress=self._on_progress)
         for source in self.settings.sources:
             if source.enabled:
@@ -388,7 +394,7 @@ class Service:
 
     @property
     def paused(self) -> tuple[bool, float | None]:
-        data = self._read_pause()
+        data = self._pause
         if not data.get("paused"):
             return False, None
         until = data.get("until")
@@ -731,6 +737,7 @@ class Service:
             return {}
 
     def _write_pause(self, data: dict[str, Any]) -> None:
+        self._pause = data
         path = self._pause_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -119,10 +119,7 @@ class TrayApp(QObject):
 
     async def start_service(self) -> None:
         from app.core.lock import IndexLockedError
-
-        # The engine's imports (numpy, the embedder's modules) cost a second: not on the UI thread.
-        await self.run_blocking(__import__, "app.core.sync")
-        from app.service.orchestrator import Service
+        from app.service.orchestrator import Service  # light; it imports the engine off-loop
 
         service = Service(self.settings)
         self.bridge.attach(service.events)
