@@ -309,13 +309,33 @@ def _state_counts(settings: Any) -> dict[str, dict[str, int]]:
 # -- sync -------------------------------------------------------------------------------------
 
 
-class _ProgressLine:
-    """One live line on stderr (a TTY only): counts, rate and ETA."""
+class _StatusLine:
+    """One live line on stderr, rewritten in place (a TTY only); cleared by finish()."""
 
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
-        self._last = 0.0
         self._shown = False
+
+    def show(self, line: str) -> None:
+        cols = 100
+        with contextlib.suppress(OSError):
+            cols = os.get_terminal_size(sys.stderr.fileno()).columns
+        sys.stderr.write("\r" + line[:cols - 1].ljust(cols - 1))
+        sys.stderr.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+
+class _ProgressLine(_StatusLine):
+    """A sync pass: counts, rate and ETA."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = 0.0
 
     def __call__(self, p: Any) -> None:
         if not self.enabled:
@@ -333,17 +353,7 @@ class _ProgressLine:
                     f" indexed ({p.parsed} read) {p.rate:.0f}/s {eta} {p.failed} failed  {where}")
         else:
             line = f"{p.source_id}: {p.phase}…"
-        cols = 100
-        with contextlib.suppress(OSError):
-            cols = os.get_terminal_size(sys.stderr.fileno()).columns
-        sys.stderr.write("\r" + line[:cols - 1].ljust(cols - 1))
-        sys.stderr.flush()
-        self._shown = True
-
-    def finish(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-            sys.stderr.flush()
+        self.show(line)
 
 
 def _tail(text: str, n: int) -> str:
@@ -647,12 +657,8 @@ def cmd_reembed(args: argparse.Namespace, settings: Any) -> int:
 # -- backup, snapshots, restore -----------------------------------------------------------------
 
 
-class _TransferLine:
-    """Live backup/restore progress on stderr (a TTY only)."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self._shown = False
+class _TransferLine(_StatusLine):
+    """Backup/restore progress: files and bytes."""
 
     def __call__(self, p: Any) -> None:
         if not self.enabled:
@@ -664,14 +670,7 @@ class _TransferLine:
             line = f"{p.phase}: {p.files_done}/{p.files_total} files"
         else:
             line = f"{p.phase}…"
-        sys.stderr.write("\r" + line[:99].ljust(79))
-        sys.stderr.flush()
-        self._shown = True
-
-    def finish(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-            sys.stderr.flush()
+        self.show(line)
 
 
 def _size(n: float) -> str:
