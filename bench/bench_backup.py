@@ -33,6 +33,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from corpus import copy_tree, edit_fraction, python_docs_dir  # noqa: E402
+from report import write_section  # noqa: E402
 
 BEGIN = "<!-- bench_backup:begin -->"
 END = "<!-- bench_backup:end -->"
@@ -173,7 +174,7 @@ def main() -> int:
     print(json.dumps(out, indent=2))
     (work / "bench_backup.json").write_text(json.dumps(out, indent=2))
     if args.write:
-        write_section(args.write, render(out))
+        write_section(args.write, "bench_backup", "Backup (bench/bench_backup.py)", render(out))
     return 0
 
 
@@ -208,17 +209,6 @@ def render(o: dict) -> str:
              "ours pins versions, verifies on restore, and keeps older snapshots restorable.",
              "", END]
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + section + tail
-    else:
-        text = text.rstrip() + "\n\n## Backup (bench/bench_backup.py)\n\n" + section + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from corpus import copy_tree, edit_fraction, git_status_seconds, make_tree, python_docs_dir  # noqa: E402
+from report import write_section  # noqa: E402
 
 BEGIN = "<!-- bench_ingest:begin -->"
 END = "<!-- bench_ingest:end -->"
@@ -180,17 +181,6 @@ def render(docs: dict | None, tree: dict | None) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + section + tail
-    else:
-        text = text.rstrip() + "\n\n## Ingest (bench/bench_ingest.py)\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, help="scratch folder (default: a new temp folder)")
@@ -225,7 +215,7 @@ def main() -> int:
     print(section)
     print(f"\nraw figures: {work / 'figures.json'}")
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, "bench_ingest", "Ingest (bench/bench_ingest.py)", section)
     return 0
 
 

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import write_section  # the bench folder is on sys.path when run
+
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- bench_package:begin -->", "<!-- bench_package:end -->"
 
@@ -147,16 +149,6 @@ def render(r: dict) -> str:
         "", END])
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Frozen build (bench/bench_package.py)\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dist", type=Path, default=REPO / "dist")
@@ -170,7 +162,8 @@ def main() -> int:
     result = measure(a.dist, a.runs)
     print(json.dumps(result, indent=2))
     if a.write:
-        write_section(a.write, render(result))
+        write_section(a.write, "bench_package", "Frozen build (bench/bench_package.py)",
+                      render(result))
         print(f"wrote {a.write}")
     return 0
 

@@ -36,6 +36,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from corpus import make_tree  # noqa: E402
+from report import write_section  # noqa: E402
 
 BEGIN = "<!-- bench_service:begin -->"
 END = "<!-- bench_service:end -->"
@@ -235,16 +236,6 @@ def render(r: dict) -> str:
         END])
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Live service (bench/bench_service.py)\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", type=int, default=10_000)
@@ -260,7 +251,8 @@ def main() -> int:
         result = measure(a.files, a.edits, a.idle, a.burst, work)
     print(json.dumps(result, indent=2))
     if a.write:
-        write_section(a.write, render(result))
+        write_section(a.write, "bench_service", "Live service (bench/bench_service.py)",
+                      render(result))
         print(f"wrote {a.write}")
     return 0
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from report import write_section  # noqa: E402 (bench/ is on sys.path when run)
 
 from bench.corpus import copy_tree, python_docs_dir  # noqa: E402
 
@@ -187,15 +188,9 @@ def main() -> int:
     text = report(lag, start)
     print(text)
     if args.write:
-        path = Path(args.write)
-        doc = path.read_text()
         begin, end = "<!-- bench_tray:begin -->", "<!-- bench_tray:end -->"
-        block = f"{begin}\n\n{text}\n{end}"
-        if begin in doc:
-            doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
-        else:
-            doc += f"\n## Tray responsiveness (bench/bench_tray.py)\n\n{block}\n"
-        path.write_text(doc)
+        write_section(Path(args.write), "bench_tray", "Tray responsiveness (bench/bench_tray.py)",
+                      f"{begin}\n\n{text}\n{end}")
     return 0
 
 
