@@ -26,6 +26,9 @@ from pathlib import Path
 from report import write_section  # the bench folder is on sys.path when run
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.helpers import xdisplay  # noqa: E402
+
 BEGIN, END = "<!-- bench_package:begin -->", "<!-- bench_package:end -->"
 
 
@@ -46,18 +49,10 @@ def components(onedir: Path, top: int = 8) -> list[tuple[str, float]]:
 
 
 def start_display() -> tuple[list[subprocess.Popen], dict[str, str]]:
-    read, write = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24",
-                             "-nolisten", "tcp"], pass_fds=(write,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    display = ":" + os.read(read, 32).decode().strip()
-    os.close(read)
+    xvfb, display = xdisplay.start_xvfb()
     env = {**os.environ, "DISPLAY": display}
     env.pop("QT_QPA_PLATFORM", None)
-    trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype",
-                               "request", "--height", "28"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trayer = xdisplay.start_trayer(display)
     time.sleep(1.0)
     return [trayer, xvfb], env
 

@@ -32,22 +32,17 @@ sys.path.insert(0, str(REPO))
 from report import write_section  # noqa: E402 (bench/ is on sys.path when run)
 
 from bench.corpus import copy_tree, python_docs_dir  # noqa: E402
+from tests.helpers import xdisplay  # noqa: E402
 
 
 def start_display() -> list[subprocess.Popen]:
-    procs: list[subprocess.Popen] = []
-    if not os.environ.get("DISPLAY"):
-        read, write = os.pipe()
-        procs.append(subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten",
-             "tcp"], pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        os.close(write)
-        with os.fdopen(read) as fh:
-            os.environ["DISPLAY"] = ":" + fh.readline().strip()
-        procs.append(subprocess.Popen(["trayer", "--edge", "top", "--SetDockType", "true"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(0.5)
-    return procs
+    """Xvfb and a tray host, unless a display is already set."""
+    if os.environ.get("DISPLAY"):
+        return []
+    xvfb, os.environ["DISPLAY"] = xdisplay.start_xvfb()
+    trayer = xdisplay.start_trayer(os.environ["DISPLAY"])
+    time.sleep(0.5)
+    return [xvfb, trayer]
 
 
 def measure_lag(root: Path) -> dict[str, float]:

@@ -20,25 +20,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tests.helpers import xdisplay  # noqa: E402
 
 
 def start_display() -> list[subprocess.Popen]:
-    procs: list[subprocess.Popen] = []
-    if not os.environ.get("DISPLAY"):
-        read, write = os.pipe()
-        procs.append(subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten",
-             "tcp"], pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        os.close(write)
-        with os.fdopen(read) as fh:
-            os.environ["DISPLAY"] = ":" + fh.readline().strip()
-        procs.append(subprocess.Popen(
-            ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
-             "--height", "28", "--SetDockType", "true", "--transparent", "false",
-             "--tint", "0x2b2b2b", "--alpha", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(0.5)
-    return procs
+    """Xvfb and a tray host, unless a display is already set."""
+    if os.environ.get("DISPLAY"):
+        return []
+    xvfb, os.environ["DISPLAY"] = xdisplay.start_xvfb()
+    trayer = xdisplay.start_trayer(os.environ["DISPLAY"], "--transparent", "false",
+                                  "--tint", "0x2b2b2b", "--alpha", "0")
+    time.sleep(0.5)
+    return [xvfb, trayer]
 
 
 def start_keyring(root: Path) -> list[subprocess.Popen]:

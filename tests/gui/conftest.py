@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import xdisplay
+
 pytestmark = pytest.mark.gui
 
 
@@ -41,25 +43,13 @@ def _stop(proc: subprocess.Popen | None) -> None:
 
 
 def start_xvfb() -> tuple[subprocess.Popen, str]:
-    """Xvfb on a free display number (it writes the number it chose to -displayfd)."""
-    read, write = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24",
-                             "-nolisten", "tcp"], pass_fds=(write,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    with os.fdopen(read) as fh:
-        number = fh.readline().strip()
-    if not number:
-        _stop(proc)
-        pytest.fail("Xvfb did not start")
-    return proc, f":{number}"
+    try:
+        return xdisplay.start_xvfb()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
-def start_trayer(display: str) -> subprocess.Popen:
-    env = {**os.environ, "DISPLAY": display}
-    return subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype",
-                             "request", "--height", "28", "--SetDockType", "true"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+start_trayer = xdisplay.start_trayer
 
 
 @pytest.fixture(scope="session")
