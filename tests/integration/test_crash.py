@@ -115,7 +115,7 @@ def test_ctrl_c_mid_sync_stops_promptly_and_keeps_index_consistent(tmp_path):
     import json
 
     from tests.helpers.consistency import assert_consistent
-    from tests.integration.test_service_live import write_notes
+    from tests.helpers.service import write_notes
 
     root = tmp_path / "corpus"
     write_notes(root, 3000, paragraphs=3)

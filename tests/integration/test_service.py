@@ -15,32 +15,7 @@ from app.config import load_settings, save_sources
 from app.core.models import SourceConfig, SourceType
 from app.service.orchestrator import Service
 from tests.conftest import REPO
-
-
-def make_settings(home, docs, **source_kw):
-    settings = load_settings(home=home, env={})
-    source = SourceConfig(SourceType.LOCAL_FILESYSTEM, "docs", {"watch_paths": [str(docs)]},
-                          **source_kw)
-    return save_sources(settings, (source,))
-
-
-async def wait_for(predicate, timeout=30.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return False
-
-
-def indexed_names(service):
-    from app.core.state import SyncState
-
-    state = SyncState.open(service.settings.state_dir)
-    try:
-        return {os.path.basename(k) for k in state.known("docs")}
-    finally:
-        state.close()
+from tests.helpers.service import indexed_names, make_settings, wait_for
 
 
 def test_saved_file_is_indexed_by_the_watcher(tmp_path):

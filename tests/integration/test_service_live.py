@@ -26,15 +26,7 @@ from app.core.models import SourceConfig, SourceType
 from app.service.orchestrator import Service
 from tests.conftest import REPO
 from tests.helpers.consistency import assert_consistent
-from tests.integration.test_service import indexed_names, make_settings, wait_for
-
-
-def write_notes(folder, n, prefix="n", paragraphs=2):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        body = "\n\n".join(f"Paragraph {j} of {prefix}{i}: notes about topic {i % 97} and "
-                           f"some more words to index." for j in range(paragraphs))
-        (folder / f"{prefix}{i}.md").write_text(f"# {prefix} {i}\n\n{body}\n")
+from tests.helpers.service import indexed_names, make_settings, wait_for, write_notes
 
 
 class Recorder:
