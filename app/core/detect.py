@@ -9,7 +9,9 @@ without touching LanceDB. Rules:
 - gone from a complete listing → deleted; gone from a root or folder that could not be listed →
   kept, never deleted;
 - a new item whose content hash equals a deleted document's → moved: its chunks are carried over
-  and nothing is re-extracted or re-embedded.
+  and nothing is re-extracted or re-embedded;
+- a file whose retries are spent (see `file_failures` in the sync state) is unchanged until its
+  token moves.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class ChangeDetector:
         changes = ChangeSet()
         seen: set[str] = set()
         quick = _quick_rows(known).get
+        # Files whose retries are spent wait, unchanged, until their token moves.
+        given_up = getattr(known, "given_up", None) or {}
         window = self.racy_window_ns
         for item in listing.items:
             native_id = item.native_id
@@ -75,6 +79,9 @@ class ChangeDetector:
                 changes.added.append(item)
                 continue
             _, token, scanned_at_ns, status = q
+            if given_up and given_up.get(native_id) == item.version_token:
+                changes.unchanged += 1
+                continue
             if token == item.version_token and token:
                 if status != "indexed":
                     # A file we already failed on, unchanged since: do not retry every pass.

@@ -1,8 +1,19 @@
-"""One writer per index: an exclusive lock file held for as long as a process writes."""
+"""One writer per index: exclusive lock files held for as long as a process writes.
+
+Two locks, taken together: one beside the index folder (so two homes, or two state folders,
+pointed at the same `LANCEDB_URI` cannot both write to it) and one in the state folder (so two
+indexes cannot share one sync state). A remote index (`s3://…`) has no folder to lock beside;
+its lock lives in the state folder only, which protects it on this machine.
+
+The lock file names its holder (process id, command, home) so the second writer can say who
+holds the index.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from pathlib import Path
 
 
@@ -10,9 +21,37 @@ class IndexLockedError(Exception):
     """Another process is writing to this index."""
 
 
+def local_index_folder(index_uri: str) -> Path | None:
+    """The folder of a local index (plain path or file:// URI); None for a remote one."""
+    if "://" in index_uri and not index_uri.startswith("file://"):
+        return None
+    return Path(index_uri.removeprefix("file://")).expanduser().resolve()
+
+
+def index_lock_path(index_uri: str) -> Path | None:
+    """The lock file of a local index: beside its folder, named after it, so it survives the
+    folder being swapped by a restore. None for a remote index."""
+    folder = local_index_folder(index_uri)
+    return None if folder is None else folder.parent / f".{folder.name}.writer.lock"
+
+
+def holder_description() -> str:
+    command = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    args = " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))
+    if command in ("__main__.py", "-m", "-c"):
+        command = "lancedb-sync"
+    home = os.environ.get("LANCEDB_SYNC_HOME", "")
+    for i, a in enumerate(sys.argv):
+        if a == "--home" and i + 1 < len(sys.argv):
+            home = sys.argv[i + 1]
+    where = f", home {home}" if home else ""
+    return f"pid {os.getpid()} on {socket.gethostname()}: {command} {args}".rstrip() + where
+
+
 class WriterLock:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "this index") -> None:
         self.path = path
+        self.what = what
         self._fh = None
 
     def acquire(self) -> None:
@@ -33,11 +72,11 @@ class WriterLock:
             holder = fh.read().strip() or "another process"
             fh.close()
             raise IndexLockedError(
-                f"Another LanceDB Sync process ({holder}) is writing to this index. Wait for it to "
-                "finish, or stop it, then try again.") from None
+                f"Another LanceDB Sync process ({holder}) is writing to {self.what}. Wait for it "
+                "to finish, or stop it, then try again.") from None
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()}")
+        fh.write(holder_description())
         fh.flush()
         self._fh = fh
 
@@ -46,7 +85,46 @@ class WriterLock:
             self._fh.close()
             self._fh = None
 
+    @property
+    def held(self) -> bool:
+        return self._fh is not None
+
     def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class IndexWriterLock:
+    """The index's lock and the state folder's lock, taken in that order, both or neither."""
+
+    def __init__(self, index_uri: str, state_dir: Path) -> None:
+        self.locks: list[WriterLock] = []
+        folder = local_index_folder(index_uri)
+        path = index_lock_path(index_uri)
+        if folder is not None and path is not None:
+            self.locks.append(WriterLock(path, f"the index at {folder}"))
+        self.locks.append(WriterLock(Path(state_dir) / "writer.lock",
+                                     f"the sync state in {state_dir}"))
+
+    def acquire(self) -> None:
+        taken: list[WriterLock] = []
+        try:
+            for lock in self.locks:
+                lock.acquire()
+                taken.append(lock)
+        except BaseException:
+            for lock in reversed(taken):
+                lock.release()
+            raise
+
+    def release(self) -> None:
+        for lock in reversed(self.locks):
+            lock.release()
+
+    def __enter__(self) -> IndexWriterLock:
         self.acquire()
         return self
 

@@ -56,6 +56,9 @@ class SourceItem(NamedTuple):
     mtime_ns: int
     version_token: str
     path: str | None = None  # local path when the bytes can be read from disk
+    # "file", or what else sits at that path ("fifo", "socket", "device"): never opened, it is
+    # recorded as skipped with the reason.
+    kind: str = "file"
 
     @property
     def resolved_uri(self) -> str:
@@ -102,8 +105,12 @@ class SyncReport:
     chunks_embedded: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    retrying: int = 0  # failures that may pass: tried again on a later pass
     problems: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
+    retry_paths: list[str] = field(default_factory=list)  # local paths of `retrying` files
+    maintenance_errors: list[str] = field(default_factory=list)
+    error: str = ""  # why the pass stopped, when it ended in an error
 
     @property
     def changed(self) -> bool:
@@ -124,6 +131,9 @@ class SyncReport:
             "chunks_embedded": self.chunks_embedded,
             "seconds": round(self.seconds, 3),
             "cancelled": self.cancelled,
+            "retrying": self.retrying,
             "problems": list(self.problems),
             "failures": [{"uri": u, "reason": r} for u, r in self.failures],
+            "maintenance_errors": list(self.maintenance_errors),
+            **({"error": self.error} if self.error else {}),
         }

@@ -51,6 +51,22 @@ CREATE TABLE IF NOT EXISTS runs (
     outcome TEXT,
     report TEXT
 );
+-- Files whose current version could not be read for a reason that may pass (a timeout under
+-- load, a crashed parser, an I/O error): retried on later passes, a bounded number of times,
+-- while the previous good version (if any) stays in the index. `gave_up` = 1 once the retries
+-- are spent: then the file waits until it changes (`token` moves) or the user asks to retry.
+CREATE TABLE IF NOT EXISTS file_failures (
+    doc_uid TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    native_id TEXT NOT NULL,
+    uri TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    token TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 1,
+    gave_up INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+);
 """
 
 DOC_COLUMNS = ("doc_uid", "source_id", "native_id", "uri", "title", "mime", "size",
@@ -74,6 +90,11 @@ class KnownDocs(Mapping[str, KnownDocument]):
                 "SELECT native_id, version_token, scanned_at_ns, status FROM docs "
                 "WHERE source_id=?", (source_id,))}
         self._full: dict[str, KnownDocument] = {}
+        # native_id -> the token at which its retries were spent: unchanged until it moves.
+        self.given_up: dict[str, str] = {
+            r[0]: r[1] for r in state._db.execute(
+                "SELECT native_id, token FROM file_failures WHERE source_id=? AND gave_up=1",
+                (source_id,))}
 
     def quick(self, native_id: str) -> tuple[str, str, int, str] | None:
         """(native_id, version_token, scanned_at_ns, status), or None for an unknown document."""
@@ -108,12 +129,33 @@ class KnownDocs(Mapping[str, KnownDocument]):
 
 @dataclass(frozen=True, slots=True)
 class FailedFile:
+    """One entry of the failed-files ledger. `previous_kept`: the file's current version could
+    not be read, but an earlier version is indexed and stays searchable. `retrying`: the
+    failure may pass and the file is tried again on later passes."""
+
     doc_uid: str
     source_id: str
     uri: str
     status: str
     error: str
     indexed_at: float
+    previous_kept: bool = False
+    retrying: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileFailure:
+    """A failure that may pass, as recorded after a commit (see `file_failures`)."""
+
+    doc_uid: str
+    source_id: str
+    native_id: str
+    uri: str
+    kind: str
+    reason: str
+    token: str
+    attempts: int
+    gave_up: bool
 
 
 class SyncState:
@@ -123,7 +165,9 @@ class SyncState:
         # One connection, used from one thread at a time (the sync thread); the service guards it.
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk when it returns. With NORMAL a power cut can drop the last
+        # transactions, among them the run-journal row or the "dirty" mark that triggers repair.
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
 
     @classmethod
@@ -176,15 +220,40 @@ class SyncState:
         return out
 
     def failed(self, source_id: str | None = None) -> list[FailedFile]:
-        q = ("SELECT doc_uid, source_id, uri, status, error, indexed_at FROM docs "
-             "WHERE status != 'indexed'")
-        args: tuple[Any, ...] = ()
-        if source_id:
-            q += " AND source_id=?"
-            args = (source_id,)
-        return [FailedFile(*r) for r in self._db.execute(q + " ORDER BY source_id, uri", args)]
+        """Every file that is not indexed as it is now: failed and skipped rows, and indexed
+        files whose newer version could not be read (their previous version is kept)."""
+        where, args = ("", ()) if not source_id else (" AND d.source_id=?", (source_id,))
+        rows = [
+            FailedFile(uid, sid, uri, status, error, at, False, retrying is not None
+                       and not gave_up)
+            for uid, sid, uri, status, error, at, retrying, gave_up in self._db.execute(
+                "SELECT d.doc_uid, d.source_id, d.uri, d.status, d.error, d.indexed_at, "
+                "f.doc_uid, f.gave_up FROM docs d LEFT JOIN file_failures f "
+                "ON f.doc_uid = d.doc_uid WHERE d.status != 'indexed'" + where, args)]
+        for uid, sid, uri, reason, at, gave_up in self._db.execute(
+                "SELECT f.doc_uid, f.source_id, d.uri, f.reason, f.updated_at, f.gave_up "
+                "FROM file_failures f JOIN docs d ON d.doc_uid = f.doc_uid "
+                "WHERE d.status = 'indexed'" + where, args):
+            rows.append(FailedFile(uid, sid, uri, "failed", reason, at, True, not gave_up))
+        rows.sort(key=lambda f: (f.source_id, f.uri))
+        return rows
+
+    def file_failures(self, doc_uids: Iterable[str]) -> dict[str, FileFailure]:
+        out: dict[str, FileFailure] = {}
+        ids = list(doc_uids)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = ",".join("?" * len(part))
+            for r in self._db.execute(
+                    "SELECT doc_uid, source_id, native_id, uri, kind, reason, token, attempts, "
+                    f"gave_up FROM file_failures WHERE doc_uid IN ({q})", part):
+                out[r[0]] = FileFailure(*r[:8], bool(r[8]))
+        return out
 
     def counts(self) -> dict[str, dict[str, int]]:
+        """Per source: indexed, failed and skipped documents and chunks. An indexed file whose
+        newer version failed counts as indexed (it is searchable) and as failed (the ledger
+        lists it), so these numbers match `failed()` and the documents table."""
         out: dict[str, dict[str, int]] = {}
         for sid, status, n, chunks in self._db.execute(
             "SELECT source_id, status, COUNT(*), SUM(chunk_count) FROM docs "
@@ -192,6 +261,11 @@ class SyncState:
             d = out.setdefault(sid, {"indexed": 0, "failed": 0, "skipped": 0, "chunks": 0})
             d[status] = n
             d["chunks"] += chunks or 0
+        for sid, n in self._db.execute(
+                "SELECT f.source_id, COUNT(*) FROM file_failures f JOIN docs d "
+                "ON d.doc_uid = f.doc_uid WHERE d.status = 'indexed' GROUP BY f.source_id"):
+            d = out.setdefault(sid, {"indexed": 0, "failed": 0, "skipped": 0, "chunks": 0})
+            d["failed"] += n
         return out
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
@@ -211,9 +285,13 @@ class SyncState:
     # -- writes ---------------------------------------------------------------------------------
 
     def apply_commit(
-        self, rows: Iterable[Mapping[str, Any]], removed: Iterable[str], version: str
+        self, rows: Iterable[Mapping[str, Any]], removed: Iterable[str], version: str,
+        *, failures: Iterable[FileFailure] = (), resolved: Iterable[str] = (),
     ) -> None:
-        """Mirror one LanceDB commit: upsert rows, drop removed doc_uids, record the version."""
+        """Mirror one LanceDB commit: upsert rows, drop removed doc_uids, record the version;
+        record failures that may pass, and forget those of documents now indexed (`resolved`)
+        or removed."""
+        removed = list(removed)
         with self._tx() as db:
             db.executemany(
                 f"INSERT OR REPLACE INTO docs({','.join(DOC_COLUMNS)}) "
@@ -221,8 +299,21 @@ class SyncState:
                 [tuple(r[c] for c in DOC_COLUMNS) for r in rows],
             )
             db.executemany("DELETE FROM docs WHERE doc_uid=?", [(u,) for u in removed])
+            db.executemany("DELETE FROM file_failures WHERE doc_uid=?",
+                           [(u,) for u in (*removed, *resolved)])
+            now = time.time()
+            db.executemany(
+                "INSERT OR REPLACE INTO file_failures(doc_uid, source_id, native_id, uri, kind, "
+                "reason, token, attempts, gave_up, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(f.doc_uid, f.source_id, f.native_id, f.uri, f.kind, f.reason, f.token,
+                  f.attempts, int(f.gave_up), now) for f in failures])
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('documents_version', ?)",
                        (version,))
+
+    def set_mirrored_version(self, version: str) -> None:
+        """The documents table moved without a change to its rows (maintenance rewrote it):
+        the mirror still reflects it."""
+        self.set_meta("documents_version", version)
 
     def mark_scanned(self, updates: Iterable[tuple[str, int]]) -> None:
         """Record that (doc_uid) was seen unchanged at scanned_at_ns: ends its 'racy' window."""
@@ -231,10 +322,12 @@ class SyncState:
                            [(ns, uid) for uid, ns in updates])
 
     def forget_tokens(self, doc_uids: Iterable[str]) -> None:
-        """Make the next pass redo these documents (a mirror-only change: it can only add work)."""
+        """Make the next pass redo these documents (a mirror-only change: it can only add work),
+        with a fresh budget of retries."""
         with self._tx() as db:
             db.executemany("UPDATE docs SET version_token='' WHERE doc_uid=?",
                            [(u,) for u in doc_uids])
+            db.executemany("DELETE FROM file_failures WHERE doc_uid=?", [(u,) for u in doc_uids])
 
     def rebuild(self, rows: Iterable[Mapping[str, Any]], version: str) -> None:
         with self._tx() as db:
@@ -244,8 +337,28 @@ class SyncState:
                 f"VALUES ({','.join('?' * len(DOC_COLUMNS))})",
                 [tuple(r[c] for c in DOC_COLUMNS) for r in rows],
             )
+            db.execute("DELETE FROM file_failures WHERE doc_uid NOT IN (SELECT doc_uid FROM docs)")
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('documents_version', ?)",
                        (version,))
+
+    def mirror_rows(self) -> dict[str, dict[str, Any]]:
+        """doc_uid -> the mirror's row (for `lancedb-sync check`)."""
+        cur = self._db.execute(f"SELECT {','.join(DOC_COLUMNS)} FROM docs")
+        return {r[0]: dict(zip(DOC_COLUMNS, r, strict=True)) for r in cur}
+
+    # -- the dirty mark ---------------------------------------------------------------------------
+
+    def mark_dirty(self) -> None:
+        """Set before an operation's first write to the index; cleared only when it ends well.
+        Whatever stops it in between (an error, a full disk, a kill) leaves the mark, and the
+        next writer repairs before it writes anything."""
+        self.set_meta("dirty", "1")
+
+    def mark_clean(self) -> None:
+        self.set_meta("dirty", "0")
+
+    def needs_repair(self) -> bool:
+        return self.get_meta("dirty") == "1" or self.unfinished_runs() > 0
 
     # -- run journal ----------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import FTS, BTree, IvfPq
 
+from app.core.integrity import IntegrityReport, inspect_index
 from app.core.records import (  # noqa: F401  (re-exported)
     SCHEMA_VERSION,
     document_row,
@@ -48,6 +49,11 @@ UNINDEXED_FRACTION = 0.05
 # Old versions serve readers that opened the table before a commit; minutes are plenty.
 KEEP_VERSIONS_FOR = timedelta(minutes=10)
 PRUNE_ALL_KEEP = timedelta(minutes=1)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 class StoreError(Exception):
@@ -126,7 +132,9 @@ class CommitResult:
 @dataclass(slots=True)
 class RepairReport:
     orphan_chunks_deleted: int = 0
+    duplicate_chunks_removed: int = 0
     documents_to_redo: list[str] = field(default_factory=list)
+    found: IntegrityReport | None = None
 
 
 class Store:
@@ -200,10 +208,20 @@ class Store:
         rows not in `chunks` are deleted). `new_doc_uids`: documents never seen before — their
         chunks are appended without a merge (no old rows can exist once `repair()` has run).
         `remove_doc_uids`: documents that are gone; their rows and chunks are deleted.
+        `fault` is called with "chunks" after the chunk write and "documents" between the
+        document write and the deletion of removed documents' chunks (app/core/faults.py).
         """
         result = CommitResult(documents_version=self.documents_version)
         if chunks is not None and chunks.num_rows:
             new = set(new_doc_uids)
+            if new:
+                # Replaying a batch must be idempotent even if chunks of these "new" documents
+                # are already there (a commit that failed after its chunks and before repair):
+                # such documents go through the merge, never a blind append.
+                present = self._doc_uids_with_chunks(sorted(new))
+                if present:
+                    new -= present
+                    replace_chunks_of = [*replace_chunks_of, *sorted(present)]
             uids = chunks.column("doc_uid").to_pylist()
             mask = pa.array([u in new for u in uids])
             appended = chunks.filter(mask)
@@ -227,7 +245,7 @@ class Store:
                         f"{result_m.num_updated_rows} rows, expected {expected}")
         elif replace_chunks_of:
             self.chunks.delete(f"doc_uid IN {sql_in(replace_chunks_of)}")
-        fault("after-chunks")
+        fault("chunks")
         if documents or remove_doc_uids:
             table = pa.Table.from_pylist([dict(d) for d in documents], schema=documents_schema())
             builder = self.documents.merge_insert("doc_uid").when_matched_update_all() \
@@ -245,10 +263,22 @@ class Store:
             result.documents_deleted = res.num_deleted_rows
             result.documents_version = int(res.version)
         if remove_doc_uids:
+            fault("documents")
             before = self.chunks.count_rows()
             self.chunks.delete(f"doc_uid IN {sql_in(remove_doc_uids)}")
             result.chunks_deleted += before - self.chunks.count_rows()
         return result
+
+    def _doc_uids_with_chunks(self, uids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(uids), 500):
+            part = uids[i:i + 500]
+            where = f"doc_uid IN {sql_in(part)}"
+            if self.chunks.count_rows(where):
+                rows = self.chunks.search().where(where).select(["doc_uid"]).limit(None) \
+                    .to_arrow()
+                found.update(rows.column("doc_uid").to_pylist())
+        return found
 
     def _merge_chunks(self, rows: pa.Table, replace_chunks_of: Sequence[str]):
         builder = self.chunks.merge_insert("chunk_id").when_matched_update_all() \
@@ -277,10 +307,14 @@ class Store:
                 f"document update changed {res.num_updated_rows} rows, expected {table.num_rows}")
         return int(res.version)
 
-    def delete_source(self, source_id: str) -> int:
-        n = self.documents.count_rows(f"source_id = '{source_id.replace(chr(39), chr(39) * 2)}'")
+    def delete_source(self, source_id: str,
+                      fault: Callable[[str], None] = lambda point: None) -> int:
+        """Delete a source's documents, then its chunks (so an interruption leaves orphans,
+        which repair removes, never document rows without their chunks)."""
         cond = f"source_id = '{source_id.replace(chr(39), chr(39) * 2)}'"
+        n = self.documents.count_rows(cond)
         self.documents.delete(cond)
+        fault("purge-after-documents")
         self.chunks.delete(cond)
         return n
 
@@ -304,70 +338,123 @@ class Store:
 
     # -- repair and maintenance ----------------------------------------------------------------
 
-    def repair(self) -> RepairReport:
-        """Undo what a crash between the protocol's steps can leave behind.
-
-        Chunks with no document row are deleted (they belong to a batch whose marker was never
-        written). An indexed document whose chunks carry another content hash, or whose chunk
-        count differs from its row, is returned so the caller re-does it; its chunks stay until
-        then, so search never loses it.
-        """
-        report = RepairReport()
-        docs = self.documents.search().select(["doc_uid", "status", "content_hash",
-                                               "chunk_count"]).limit(None).to_arrow()
-        chunk_cols = self.chunks.search().select(["doc_uid", "content_hash"]) \
+    def integrity_columns(self) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+        """The columns `app.core.integrity.inspect_index` reads, from both tables."""
+        docs = self.documents.search().select(
+            ["doc_uid", "status", "content_hash", "chunk_count"]).limit(None).to_arrow()
+        chunks = self.chunks.search().select(["chunk_id", "doc_uid", "content_hash"]) \
             .limit(None).to_arrow()
-        known = dict(zip(docs.column("doc_uid").to_pylist(),
-                         zip(docs.column("status").to_pylist(),
-                             docs.column("content_hash").to_pylist(),
-                             docs.column("chunk_count").to_pylist(), strict=True), strict=True))
-        orphans: set[str] = set()
-        seen: dict[str, int] = {}
-        mismatched: set[str] = set()
-        for uid, chash in zip(chunk_cols.column("doc_uid").to_pylist(),
-                              chunk_cols.column("content_hash").to_pylist(), strict=True):
-            row = known.get(uid)
-            if row is None:
-                orphans.add(uid)
-                continue
-            seen[uid] = seen.get(uid, 0) + 1
-            if row[0] == "indexed" and row[1] != chash:
-                mismatched.add(uid)
-        for uid, (status, _h, count) in known.items():
-            if status == "indexed" and seen.get(uid, 0) != (count or 0):
-                mismatched.add(uid)
-        if orphans:
+        return docs.to_pydict(), chunks.to_pydict()
+
+    def inspect(self, mirror: Mapping[str, Mapping[str, Any]] | None = None) -> IntegrityReport:
+        docs, chunks = self.integrity_columns()
+        return inspect_index(docs, chunks, mirror)
+
+    def repair(self, fault: Callable[[str], None] = lambda point: None) -> RepairReport:
+        """Undo what an interrupted or failed operation can leave behind; never loses a
+        committed document.
+
+        - a document stored twice keeps its newest row, marked for redo;
+        - a chunk id stored twice keeps one copy (the document is redone as well);
+        - chunks with no document row, or of a document marked failed or skipped, are deleted
+          (they belong to a batch whose commit marker was never written, or to a version that
+          was replaced);
+        - an indexed document whose chunks carry another content hash, or whose chunk count
+          differs from its row, is returned so the caller redoes it, even if its bytes did not
+          change; its chunks stay until then, so search never loses it.
+        """
+        found = self.inspect()
+        report = RepairReport(found=found)
+        if found.duplicate_documents:
+            self._dedupe_documents(found.duplicate_documents)
+        if found.duplicate_chunks:
+            self._dedupe_chunks(list(found.duplicate_chunks), fault)
+            report.duplicate_chunks_removed = sum(
+                n - 1 for n in found.duplicate_chunks.values())
+        stale = sorted(set(found.orphan_documents) | set(found.unindexed_documents))
+        if stale:
             before = self.chunks.count_rows()
-            self.chunks.delete(f"doc_uid IN {sql_in(sorted(orphans))}")
+            for i in range(0, len(stale), 500):
+                self.chunks.delete(f"doc_uid IN {sql_in(stale[i:i + 500])}")
             report.orphan_chunks_deleted = before - self.chunks.count_rows()
-        report.documents_to_redo = sorted(mismatched)
+            fault("repair-after-orphans")
+        report.documents_to_redo = sorted(found.redo)
         return report
 
-    def maintain(self, *, force: bool = False, prune_all: bool = False) -> dict[str, Any]:
-        """Keep indexes fresh and versions/fragments bounded. Cheap when nothing is due."""
+    def _dedupe_documents(self, uids: Sequence[str]) -> None:
+        rows = self.document_rows(where=f"doc_uid IN {sql_in(uids)}").to_pylist()
+        newest: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            key = r["indexed_at"] or now_utc().replace(year=1970)
+            old = newest.get(r["doc_uid"])
+            if old is None or key > (old["indexed_at"] or key):
+                newest[r["doc_uid"]] = r
+        self.documents.delete(f"doc_uid IN {sql_in(uids)}")
+        self.documents.add(pa.Table.from_pylist(list(newest.values()),
+                                                schema=documents_schema()))
+
+    def _dedupe_chunks(self, ids: Sequence[str], fault: Callable[[str], None]) -> None:
+        for i in range(0, len(ids), 500):
+            part = list(ids[i:i + 500])
+            rows = self.chunks.search().where(f"chunk_id IN {sql_in(part)}") \
+                .limit(None).to_arrow()
+            _, first = np.unique(np.asarray(rows.column("chunk_id").to_pylist(), dtype=object),
+                                 return_index=True)
+            keep = rows.take(pa.array(sorted(first.tolist())))
+            self.chunks.delete(f"chunk_id IN {sql_in(part)}")
+            fault("repair-after-duplicates")
+            self.chunks.add(keep.select(self.chunks.schema.names))
+
+    def maintain(self, *, force: bool = False, prune_all: bool = False,
+                 vector_index: bool = True,
+                 fault: Callable[[str], None] = lambda point: None) -> dict[str, Any]:
+        """Keep indexes fresh and versions/fragments bounded. Cheap when nothing is due.
+
+        Each step stands alone: one that fails (a vector index that cannot be trained, a full
+        disk) is reported in `actions["errors"]` and the others still run, so compaction and
+        pruning never stop because an index could not be built. Nothing here changes rows.
+        `vector_index=False` skips building the vector index (the caller is backing off after
+        it failed).
+        """
         actions: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+
+        def step(name: str, fn: Callable[[], Any]) -> None:
+            try:
+                fn()
+            except Exception as exc:
+                log.warning("maintenance step %s failed: %s", name, exc, exc_info=True)
+                errors[name] = _one_line(exc)
+
+        fault("maintain-before")
         n_chunks = self.chunks.count_rows()
         indices = {tuple(i.columns): i for i in self.chunks.list_indices()}
         if n_chunks and ("text",) not in indices:
-            self.chunks.create_index("text", config=FTS(with_position=False))
-            actions["fts_index"] = "created"
+            step("fts_index", lambda: self.chunks.create_index(
+                "text", config=FTS(with_position=False)))
+            actions["fts_index"] = "created" if "fts_index" not in errors else "failed"
         if n_chunks and ("doc_uid",) not in indices:
-            self.chunks.create_index("doc_uid", config=BTree())
-            actions["doc_uid_index"] = "created"
-        if n_chunks >= VECTOR_INDEX_MIN_ROWS and ("vector",) not in indices:
-            self.create_vector_index()
-            actions["vector_index"] = "created"
+            step("doc_uid_index", lambda: self.chunks.create_index("doc_uid", config=BTree()))
+            actions["doc_uid_index"] = "created" if "doc_uid_index" not in errors else "failed"
+        if vector_index and n_chunks >= VECTOR_INDEX_MIN_ROWS and ("vector",) not in indices:
+            step("vector_index", self.create_vector_index)
+            actions["vector_index"] = "created" if "vector_index" not in errors else "failed"
         doc_indices = {tuple(i.columns) for i in self.documents.list_indices()}
         if self.documents.count_rows() and ("doc_uid",) not in doc_indices:
-            self.documents.create_index("doc_uid", config=BTree())
+            step("documents_index", lambda: self.documents.create_index(
+                "doc_uid", config=BTree()))
+        fault("maintain-after-indexes")
         due = force or prune_all or self._maintenance_due()
         if due:
             # Even a full prune leaves a minute for readers in other processes (an assistant
             # mid-query) that opened a version just before it.
             keep = PRUNE_ALL_KEEP if prune_all else KEEP_VERSIONS_FOR
-            for table in (self.chunks, self.documents):
-                table.optimize(cleanup_older_than=keep)
+            step("optimize_chunks", lambda: self.chunks.optimize(cleanup_older_than=keep))
+            fault("maintain-between-tables")
+            step("optimize_documents", lambda: self.documents.optimize(cleanup_older_than=keep))
             actions["optimized"] = True
+        if errors:
+            actions["errors"] = errors
         return actions
 
     def _maintenance_due(self) -> bool:

@@ -25,10 +25,11 @@ from app.core.chunking import Chunker
 from app.core.detect import ChangeDetector, ChangeSet
 from app.core.embedding import embedder_model_id
 from app.core.extract.types import Extracted, ExtractionError
+from app.core.faults import fault
 from app.core.hashing import chunk_id, hash_file, hash_text
-from app.core.lock import WriterLock
+from app.core.lock import IndexWriterLock, local_index_folder
 from app.core.models import KnownDocument, SourceConfig, SourceItem, SourceType, SyncReport
-from app.core.state import SyncState, table_version_fingerprint
+from app.core.state import FileFailure, SyncState, table_version_fingerprint
 
 if TYPE_CHECKING:
     from app.core.embedding import CachedEmbedder
@@ -121,6 +122,10 @@ class _Prepared:
         "char_start", "char_end", "text_hash", "content_hash")})
     replace: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
+    # Failures that may pass, decided on the writer thread (it owns the sync state):
+    # (outcome, doc_uid, the row's common columns).
+    transient: list[tuple[_Outcome, str, dict[str, Any]]] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)  # no longer failing
     vectors: Any = None
     embedded: int = 0
 
@@ -145,6 +150,9 @@ class _BatchPipeline:
         self._embed, self._write = embed, write
         self._depth = depth
         self._inflight: list[Future[None]] = []
+        # After one batch fails to commit, later batches are not written: the pass ends in that
+        # error and the next one repairs before it writes (never a commit on top of a failure).
+        self._failed = threading.Event()
 
     def submit(self, batch: Any) -> None:
         while len(self._inflight) >= self._depth:
@@ -152,8 +160,14 @@ class _BatchPipeline:
         embedded = self._embed_stage.submit(self._embed, batch)
 
         def write_after_embed() -> None:
-            embedded.result()
-            self._write(batch)
+            if self._failed.is_set():
+                return
+            try:
+                embedded.result()
+                self._write(batch)
+            except BaseException:
+                self._failed.set()
+                raise
 
         self._inflight.append(self._write_stage.submit(write_after_embed))
 
@@ -205,8 +219,12 @@ class Indexer:
         self._store: Store | None = None
         self._embedder: CachedEmbedder | None = None
         self._pool: ExtractorPool | None = None
-        self._lock = WriterLock(settings.state_dir / "writer.lock")
-        self._lock.acquire()
+        self._lock = IndexWriterLock(settings.index_uri, settings.state_dir)
+        try:
+            self._lock.acquire()
+        except BaseException:
+            self.state.close()
+            raise
         self._checked = False
         self._parts_lock = threading.RLock()
         self._warm: list[threading.Thread] | None = None
@@ -276,23 +294,31 @@ class Indexer:
     # -- consistency --------------------------------------------------------------------------
 
     def ensure_consistent(self) -> None:
-        """Repair after a crash and make the SQLite mirror match the documents table."""
-        if self._checked:
+        """Before any write: repair what an interrupted or failed operation left behind, and
+        make the SQLite mirror match the documents table.
+
+        Runs at the start of every pass, not only the first: a pass that ended in an error
+        (a full disk, a failed commit) leaves the state marked dirty, and the next write, in
+        this process (the service's retry) or another (the next CLI run), repairs first.
+        """
+        dirty = self.state.needs_repair()
+        remote = local_index_folder(self.settings.index_uri) is None
+        if not dirty and remote and self._checked:
             return
         fingerprint = table_version_fingerprint(self.settings.index_uri,
                                                 self.settings.documents_table)
-        dirty = self.state.unfinished_runs() > 0
-        remote = "://" in self.settings.index_uri
         if dirty or remote or fingerprint != self.state.mirrored_version:
-            store = self.store
-            redo: set[str] = set()
-            if dirty:
-                report = store.repair()
-                redo = set(report.documents_to_redo)
-                log.warning("Recovered from an interrupted sync: %d orphan chunks removed, "
-                            "%d documents to redo", report.orphan_chunks_deleted, len(redo))
-            self.rebuild_mirror(redo)
+            # Whenever the mirror is rebuilt the index is checked too: we hold the writer
+            # lock, so whatever is inconsistent now was left by an operation that did not end.
+            report = self.store.repair(fault=fault)
+            if dirty or report.orphan_chunks_deleted or report.documents_to_redo:
+                log.warning("Repaired the index: %d orphan chunks removed, %d duplicate chunks "
+                            "removed, %d documents to index again",
+                            report.orphan_chunks_deleted, report.duplicate_chunks_removed,
+                            len(report.documents_to_redo))
+            self.rebuild_mirror(report.documents_to_redo)
             self.state.close_unfinished_runs("interrupted")
+            self.state.mark_clean()
         self._checked = True
 
     def rebuild_mirror(self, redo: Iterable[str] = ()) -> None:
@@ -309,7 +335,10 @@ class Indexer:
             r["indexed_at"] = indexed.timestamp() if indexed else 0.0
             r["scanned_at_ns"] = int(r["indexed_at"] * 1e9)
             if r["doc_uid"] in redo:
+                # No token and no hash: the next pass extracts it again even if its bytes
+                # did not change (a touched-only redo would leave it broken).
                 r["version_token"] = ""
+                r["content_hash"] = ""
             for k in ("uri", "title", "mime", "version_token", "content_hash", "error"):
                 r[k] = r[k] or ""
             r["size"] = r["size"] or 0
@@ -357,9 +386,16 @@ class Indexer:
         try:
             self._sync_source(config, report, paths)
             outcome = "cancelled" if report.cancelled else "ok"
+        except BaseException as exc:
+            report.error = _one_line(exc)
+            raise
         finally:
             report.seconds = time.monotonic() - started
             self.state.end_run(run_id, outcome, json.dumps(report.as_dict()))
+            if outcome != "error":
+                # Every batch of this pass committed whole (a cancel stops between batches):
+                # nothing to repair. After an error the mark stays and the next write repairs.
+                self.state.mark_clean()
         self.on_progress(Progress(config.source_id, "done", report.added + report.modified,
                                   report.added + report.modified, report.failed))
         return report
@@ -379,13 +415,14 @@ class Indexer:
             self.state.mark_scanned([(uid, scan_ns) for uid in changes.settled])
         if changes.empty:
             return
-        self._apply(config, changes, report, scan_ns)
+        self._apply(config, source, changes, report, scan_ns)
 
-    def _apply(self, config: SourceConfig, changes: ChangeSet, report: SyncReport,
+    def _apply(self, config: SourceConfig, source: Any, changes: ChangeSet, report: SyncReport,
                scan_ns: int) -> None:
         # Importing LanceDB and loading the model take seconds: do both in the background while
         # the parser workers start on the first files.
         self._warm_up()
+        self.state.mark_dirty()
         if changes.deleted or changes.touched or changes.moved:
             self._prepare_store_model(self.store)
         wrote = False
@@ -395,7 +432,9 @@ class Indexer:
             uids = [d.doc_uid for d in changes.deleted]
             for i in range(0, len(uids), 500):
                 part = uids[i:i + 500]
-                res = store.commit_batch([], None, remove_doc_uids=part)
+                res = store.commit_batch([], None, remove_doc_uids=part,
+                                         fault=_named_faults("delete"))
+                fault("delete-after-chunks")
                 self.state.apply_commit([], part, str(res.documents_version))
             report.deleted = len(uids)
             wrote = True
@@ -410,12 +449,44 @@ class Indexer:
         work.extend((item, None) for item in changes.added)
         work.extend(changes.modified)
         if work:
-            self._index_items(config, work, changes.hashes, report, scan_ns)
+            self._index_items(config, source, work, changes.hashes, report, scan_ns)
             wrote = True
         if wrote and not self.cancel.is_set():
             self.on_progress(Progress(config.source_id, "maintaining"))
-            self.store.maintain()
+            self._maintain(report)
             self.state.set_meta("index_model", self.model_id)
+
+    def _maintain(self, report: SyncReport | None = None, *, prune_all: bool = False) -> None:
+        """Index upkeep after a pass. A failure here is logged and recorded for `status`, and
+        retried later (a vector index that cannot be trained waits an hour or 10% more rows);
+        it never fails the pass, and compaction runs regardless."""
+        store = self.store
+        before = store.documents_version
+        mirrored = self.state.mirrored_version
+        record = _load_json(self.state.get_meta("maintenance"))
+        rows = store.chunks.count_rows()
+        vector_ok = (time.time() >= record.get("vector_retry_at", 0)
+                     or rows >= record.get("vector_rows", 0) * 1.1)
+        try:
+            actions = store.maintain(prune_all=prune_all, vector_index=vector_ok, fault=fault)
+        except Exception as exc:
+            log.warning("index maintenance failed: %s", exc, exc_info=True)
+            actions = {"errors": {"maintenance": _one_line(exc)}}
+        errors = actions.get("errors", {})
+        if errors:
+            record = {**record, "errors": errors, "at": time.time()}
+            if "vector_index" in errors:
+                record.update(vector_retry_at=time.time() + 3600, vector_rows=rows)
+            if report is not None:
+                report.maintenance_errors = [f"{k}: {v}" for k, v in errors.items()]
+        elif record:
+            record = {}
+        self.state.set_meta("maintenance", json.dumps(record))
+        # Maintenance rewrites files, not rows: the mirror still holds every row. Record the
+        # version it made, or the next start would take the mirror for stale and rebuild it.
+        after = store.documents_version
+        if after != before and mirrored == str(before):
+            self.state.set_mirrored_version(str(after))
 
     def _warm_up(self) -> None:
         """Import LanceDB and load the model in two background threads (each takes seconds)."""
@@ -470,6 +541,7 @@ class Indexer:
                 r.update(version_token=item.version_token, size=item.size,
                          modified_at=_ts(item.mtime_ns), uri=item.resolved_uri)
             version = store.update_documents(rows)
+            fault("touch-after-documents")
             self.state.apply_commit([self._mirror_row(r, scan_ns) for r in rows], [],
                                     str(version))
 
@@ -506,14 +578,15 @@ class Indexer:
             if row["title"] == os.path.basename(old.native_id):
                 new_row["title"] = item.name
             res = store.commit_batch([new_row], chunks.select(store.chunks.schema.names),
-                                     new_doc_uids=[new_uid], remove_doc_uids=[old.doc_uid])
+                                     new_doc_uids=[new_uid], remove_doc_uids=[old.doc_uid],
+                                     fault=_named_faults("move"))
             self.state.apply_commit([self._mirror_row(new_row, scan_ns)], [old.doc_uid],
                                     str(res.documents_version))
             report.moved += 1
 
     # -- extraction, chunking, embedding, commit ----------------------------------------------
 
-    def _index_items(self, config: SourceConfig,
+    def _index_items(self, config: SourceConfig, source: Any,
                      work: list[tuple[SourceItem, KnownDocument | None]],
                      hashes: dict[str, str], report: SyncReport, scan_ns: int) -> None:
         max_bytes = int(self.settings.max_file_mb * 1_000_000)
@@ -524,19 +597,14 @@ class Indexer:
         def job(item: SourceItem, known: KnownDocument | None) -> _Outcome:
             if self.cancel.is_set():
                 return _Outcome(item, known, "", error=ExtractionError("internal", "cancelled"))
-            if item.size > max_bytes:
+            if item.kind != "file":
                 return _Outcome(item, known, "", error=ExtractionError(
-                    "too_large", f"This file is {item.size / 1e6:.1f} MB, more than the "
-                                 f"{self.settings.max_file_mb:g} MB size limit, so it was "
-                                 "skipped; raise max_file_mb (LANCEDB_SYNC_MAX_FILE_MB) to "
-                                 "index it."))
+                    "unsupported", _SPECIAL_FILES.get(item.kind, _SPECIAL_FILES["other"])))
+            if item.size > max_bytes:
+                return _Outcome(item, known, "", error=too_large(item.size))
             digest = hashes.get(item.native_id, "")
             try:
-                # Extract first: the parser's checks give the clearest reasons for unreadable,
-                # empty or vanished files.
-                extracted = pool.extract(item.path or item.native_id, max_bytes=max_bytes)
-                if checksum and not digest:
-                    digest = hash_file(item.path or item.native_id)
+                return read_consistently(item, digest)
             except ExtractionError as exc:
                 return _Outcome(item, known, digest, error=exc)
             except FileNotFoundError:
@@ -550,9 +618,42 @@ class Indexer:
             except OSError as exc:
                 return _Outcome(item, known, digest, error=ExtractionError(
                     "unreadable", f"Could not read the file: {exc.strerror or exc}."))
-            if not checksum:
-                digest = "token:" + item.version_token
-            return _Outcome(item, known, digest, extracted=extracted)
+
+        def too_large(size: int) -> ExtractionError:
+            return ExtractionError(
+                "too_large", f"This file is {size / 1e6:.1f} MB, more than the "
+                             f"{self.settings.max_file_mb:g} MB size limit, so it was "
+                             "skipped; raise max_file_mb (LANCEDB_SYNC_MAX_FILE_MB) to "
+                             "index it.")
+
+        def read_consistently(item: SourceItem, digest: str) -> _Outcome:
+            """Hash and parse the same version of the file: the token is checked before the
+            bytes are hashed and again after the parse, and a file saved in between is read
+            again (a few times, then left for the next pass). The text stored is never paired
+            with the hash of other bytes."""
+            path = item.path or item.native_id
+            for _ in range(3):
+                fresh = source.refresh(item)
+                if fresh.version_token != item.version_token:
+                    item, digest = fresh, ""  # changed since the listing: read what is there
+                if item.size > max_bytes:
+                    return _Outcome(item, known_of(item), "", error=too_large(item.size))
+                if checksum and not digest:
+                    digest = hash_file(path)
+                extracted = pool.extract(path, max_bytes=max_bytes)
+                after = source.refresh(item)
+                if after.version_token == item.version_token:
+                    if not checksum:
+                        digest = "token:" + item.version_token
+                    return _Outcome(item, known_of(item), digest, extracted=extracted)
+                item, digest = after, ""
+            raise ExtractionError("changing", "The file kept changing while it was being read; "
+                                              "it will be read again on the next pass.")
+
+        known_by_id = {item.native_id: known for item, known in work}
+
+        def known_of(item: SourceItem) -> KnownDocument | None:
+            return known_by_id.get(item.native_id)
 
         workers = max(1, self.settings.max_concurrent_processing)
         # The first batch closes early so the model starts while the parsers are still busy.
@@ -645,15 +746,17 @@ class Indexer:
                           modified_at=_ts(item.mtime_ns), embed_model=self.model_id)
             if out.error is not None:
                 err = out.error
-                keep_old = not err.permanent and out.known is not None \
-                    and out.known.status == "indexed"
-                if not keep_old and out.known is not None:
-                    prepared.replace.append(uid)
-                prepared.docs.append(document_row(
-                    **common, title=item.name,
-                    version_token=item.version_token if err.permanent else "",
-                    content_hash=out.digest, status=err.status,
-                    error=err.reason, chunk_count=0, metadata={"error_kind": err.kind}))
+                if err.permanent:
+                    # The file as it is now has nothing to index: its old chunks go.
+                    if out.known is not None:
+                        prepared.replace.append(uid)
+                    prepared.docs.append(document_row(
+                        **common, title=item.name, version_token=item.version_token,
+                        content_hash=out.digest, status=err.status, error=err.reason,
+                        chunk_count=0, metadata={"error_kind": err.kind}))
+                    prepared.resolved.append(uid)
+                else:
+                    prepared.transient.append((out, uid, common))
                 if err.status == "failed":
                     report.failed += 1
                     report.failures.append((item.resolved_uri, err.reason))
@@ -688,6 +791,7 @@ class Indexer:
                 **common, title=extracted.title or item.name,
                 version_token=item.version_token, content_hash=out.digest,
                 status="indexed", chunk_count=len(pieces), metadata=meta))
+            prepared.resolved.append(uid)
             if out.known is None:
                 prepared.new.append(uid)
                 report.added += 1
@@ -695,6 +799,48 @@ class Indexer:
                 prepared.replace.append(uid)
                 report.modified += 1
         return prepared
+
+    def _decide_transient(self, config: SourceConfig, prepared: _Prepared,
+                          report: SyncReport) -> list[FileFailure]:
+        """Failures that may pass (a timeout under load, a crashed parser, an I/O error): the
+        previous good version stays as it is, and the file is tried again on later passes,
+        up to MAX_RETRIES times for the same version of it; then it waits until it changes."""
+        from app.core.records import document_row
+
+        if not prepared.transient:
+            return []
+        previous = self.state.file_failures([uid for _, uid, _ in prepared.transient])
+        limit = self.settings.max_retries
+        records = []
+        for out, uid, common in prepared.transient:
+            item, err = out.item, out.error
+            assert err is not None
+            prev = previous.get(uid)
+            attempts = prev.attempts + 1 if prev and prev.token == item.version_token else 1
+            gave_up = attempts > limit
+            kept = out.known is not None and out.known.status == "indexed"
+            reason = err.reason
+            if kept:
+                reason += " The previous version is still searchable."
+            if gave_up:
+                reason += (f" Tried {attempts} times; it is tried again when the file changes, "
+                           "or with 'lancedb-sync retry'.")
+            else:
+                reason += f" It is tried again on the next pass (attempt {attempts} of " \
+                          f"{limit + 1})."
+                report.retrying += 1
+                if item.path:
+                    report.retry_paths.append(item.path)
+            if not kept:
+                prepared.docs.append(document_row(
+                    **common, title=item.name,
+                    version_token=item.version_token if gave_up else "",
+                    content_hash=out.digest, status=err.status, error=reason, chunk_count=0,
+                    metadata={"error_kind": err.kind, "attempts": str(attempts)}))
+            records.append(FileFailure(uid, config.source_id, item.native_id,
+                                       item.resolved_uri, err.kind, reason,
+                                       item.version_token, attempts, gave_up))
+        return records
 
     def _embed_prepared(self, prepared: _Prepared) -> None:
         """Stage 2 (its own thread): vectors for the batch's chunks, through the cache."""
@@ -726,12 +872,15 @@ class Indexer:
             chunk_table = pa.table([arrays[n] for n in schema.names], schema=schema)
             report.chunks_written += chunk_table.num_rows
         self._prepare_store_model(self.store)
+        failures = self._decide_transient(config, prepared, report)
         result = self.store.commit_batch(prepared.docs, chunk_table,
                                          replace_chunks_of=prepared.replace,
-                                         new_doc_uids=prepared.new, fault=_fault)
-        _fault("after-documents")
+                                         new_doc_uids=prepared.new, fault=_named_faults(""))
+        fault("after-documents")
         self.state.apply_commit([self._mirror_row(d, scan_ns) for d in prepared.docs], [],
-                                str(result.documents_version))
+                                str(result.documents_version), failures=failures,
+                                resolved=prepared.resolved)
+        fault("after-mirror")
         if tracker is not None:
             tracker.committed += len(prepared.docs)
             tracker.emit()
@@ -761,21 +910,91 @@ class Indexer:
 
     def cleanup(self) -> dict[str, Any]:
         """The seed's failed-sync cleanup: repair, compact, prune old versions, re-mirror."""
-        self.state.close_unfinished_runs("interrupted")
-        store = self.store
-        report = store.repair()
-        before = store.version_stats()
-        store.maintain(prune_all=True)
-        self.rebuild_mirror(report.documents_to_redo)
+        run_id = self.state.begin_run("*cleanup*")
+        outcome = "error"
+        try:
+            self.state.mark_dirty()
+            store = self.store
+            report = store.repair(fault=fault)
+            self.rebuild_mirror(report.documents_to_redo)
+            self.state.close_unfinished_runs("interrupted")
+            before = store.version_stats()
+            self._maintain(prune_all=True)
+            after = store.version_stats()
+            self.state.mark_clean()
+            outcome = "ok"
+        finally:
+            self.state.end_run(run_id, outcome, "{}")
+        maintenance = _load_json(self.state.get_meta("maintenance")).get("errors", {})
         return {"orphan_chunks_deleted": report.orphan_chunks_deleted,
+                "duplicate_chunks_removed": report.duplicate_chunks_removed,
                 "documents_to_redo": report.documents_to_redo,
-                "before": before, "after": store.version_stats()}
+                "maintenance_errors": maintenance, "before": before, "after": after}
+
+    def check(self, *, repair: bool = False) -> dict[str, Any]:
+        """`lancedb-sync check`: compare both tables and the sync state's mirror; with
+        `repair`, fix what was found (the next sync re-indexes what it must)."""
+        from app.core.integrity import inspect_index
+
+        store = self.store
+        docs, chunks = store.integrity_columns()
+        found = inspect_index(docs, chunks, self.state.mirror_rows())
+        fingerprint = table_version_fingerprint(self.settings.index_uri,
+                                                self.settings.documents_table)
+        if found.mirror is not None and fingerprint is not None:
+            found.mirror.version_behind = fingerprint != self.state.mirrored_version
+        result: dict[str, Any] = {"found": found, "repaired": None}
+        if repair and not found.clean:
+            run_id = self.state.begin_run("*check*")
+            outcome = "error"
+            try:
+                self.state.mark_dirty()
+                fixed = store.repair(fault=fault)
+                self.rebuild_mirror(fixed.documents_to_redo)
+                self.state.close_unfinished_runs("interrupted")
+                self.state.mark_clean()
+                outcome = "ok"
+            finally:
+                self.state.end_run(run_id, outcome, "{}")
+            result["repaired"] = fixed
+            docs, chunks = store.integrity_columns()
+            result["after"] = inspect_index(docs, chunks, self.state.mirror_rows())
+        return result
 
     def purge_source(self, source_id: str) -> int:
+        """Delete a source's documents and chunks, under the run journal: an interruption
+        leaves the state dirty and the next writer repairs it."""
         self.ensure_consistent()
-        n = self.store.delete_source(source_id)
-        self.rebuild_mirror()
+        run_id = self.state.begin_run(source_id)
+        outcome = "error"
+        try:
+            self.state.mark_dirty()
+            n = self.store.delete_source(source_id, fault=fault)
+            fault("purge-after-chunks")
+            self.rebuild_mirror()
+            self.state.mark_clean()
+            outcome = "ok"
+        finally:
+            self.state.end_run(run_id, outcome, json.dumps({"purged": True}))
         return n
+
+
+def _named_faults(prefix: str) -> Callable[[str], None]:
+    """Store.commit_batch's steps as the fault points of one kind of commit."""
+    return lambda step: fault(f"{prefix}-after-{step}" if prefix else f"after-{step}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _load_json(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def model_change_message(old: str, new: str, chunks: int) -> str:
@@ -795,23 +1014,12 @@ def _human_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _fault(point: str) -> None:
-    """Crash-test hook: `LANCEDB_SYNC_FAULT=point[:n]` kills this process the n-th time (default
-    1st) it reaches `point`, exactly as a power cut would. Unset in normal use: one dict lookup."""
-    wanted = os.environ.get("LANCEDB_SYNC_FAULT")
-    if not wanted:
-        return
-    name, _, nth = wanted.partition(":")
-    if name != point:
-        return
-    _FAULT_HITS[point] = _FAULT_HITS.get(point, 0) + 1
-    if _FAULT_HITS[point] >= int(nth or 1):
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_FAULT_HITS: dict[str, int] = {}
+_SPECIAL_FILES = {
+    "fifo": "This is a named pipe (FIFO), not a file, so it was skipped without opening it.",
+    "socket": "This is a socket, not a file, so it was skipped.",
+    "device": "This is a device, not a file, so it was skipped without opening it.",
+    "other": "This is not a regular file, so it was skipped.",
+}
 
 
 def _safe_hash(item: SourceItem) -> str | None:

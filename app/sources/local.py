@@ -34,6 +34,53 @@ def local_token(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}"
 
 
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text_id(path: str) -> str:
+    """A path as text that can be stored anywhere (UTF-8): itself, unless the file system gave
+    it bytes that are not UTF-8 (Python keeps those as lone surrogates); those become `\\xNN`.
+    Used as the document's id and title; the file is still opened by its real path."""
+    if _encodable(path):
+        return path
+    out = []
+    for ch in path:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _kind(mode: int) -> str:
+    if stat_mod.S_ISREG(mode):
+        return "file"
+    if stat_mod.S_ISFIFO(mode):
+        return "fifo"
+    if stat_mod.S_ISSOCK(mode):
+        return "socket"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "device"
+    return "other"
+
+
+def _item(path: str, name: str, st: os.stat_result, safe: bool) -> SourceItem:
+    if safe:
+        return SourceItem(path, "", name, st.st_size, st.st_mtime_ns, local_token(st), path)
+    return SourceItem(text_id(path), "", text_id(name), st.st_size, st.st_mtime_ns,
+                      local_token(st), path)
+
+
 class LocalFolderSource:
     def __init__(
         self,
@@ -69,6 +116,15 @@ class LocalFolderSource:
 
     def describe(self) -> str:
         return ", ".join(self.roots)
+
+    def refresh(self, item: SourceItem) -> SourceItem:
+        """The item as it is on disk now (size, time, token); raises OSError if it cannot be
+        looked at. Checked before and after a file is read, so the text stored belongs to the
+        version whose hash and token are stored with it."""
+        path = item.path or item.native_id
+        st = os.stat(path) if self.follow_symlinks else os.lstat(path)
+        return item._replace(size=st.st_size, mtime_ns=st.st_mtime_ns,
+                             version_token=local_token(st), kind=_kind(st.st_mode))
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -106,7 +162,7 @@ class LocalFolderSource:
                 continue
             self._walk_root(root, items, problems)
             complete.append(root)
-        return Listing(tuple(items), tuple(complete), tuple(problems))
+        return _listing(items, complete, problems)
 
     def list_paths(self, paths: Iterable[str]) -> Listing:
         """A listing of just these paths (watch hints): files are checked, folders walked.
@@ -160,9 +216,14 @@ class LocalFolderSource:
                     continue
                 if self._include_paths is not None and not self._include_paths.match_file(rel):
                     continue
-                items.append(SourceItem(raw, "", name, st.st_size, st.st_mtime_ns,
-                                        local_token(st), raw))
-        return Listing(tuple(items), tuple(complete), tuple(problems))
+                items.append(_item(raw, name, st, _encodable(raw)))
+            elif stat_mod.S_ISFIFO(st.st_mode) or stat_mod.S_ISSOCK(st.st_mode) or \
+                    stat_mod.S_ISCHR(st.st_mode) or stat_mod.S_ISBLK(st.st_mode):
+                name = parts[-1]
+                if self.wants_name(name) and not self._excluded(rel, ignores):
+                    items.append(_item(raw, name, st, _encodable(raw))._replace(
+                        kind=_kind(st.st_mode)))
+        return _listing(items, complete, problems)
 
     def _ancestor_ignores(self, root: str, dirs: list[str]) -> tuple:
         """Ignore files in force for an entry of root/dirs…: those of root and each folder on
@@ -216,6 +277,8 @@ class LocalFolderSource:
                 continue
             names = {e.name for e in entries}
             local_ignores = ignores
+            dir_safe = _encodable(directory)
+            unreadable: list[str] = []
             for ignore_name in (IGNORE_FILE, ".gitignore") if self.respect_gitignore else (
                     IGNORE_FILE,):
                 if ignore_name in names:
@@ -232,7 +295,10 @@ class LocalFolderSource:
                     if entry.is_symlink() and not follow:
                         continue
                     is_dir = entry.is_dir(follow_symlinks=follow)
-                except OSError:
+                except FileNotFoundError:
+                    continue  # vanished during the walk
+                except OSError as exc:
+                    unreadable.append(exc.strerror or str(exc))
                     continue
                 if is_dir:
                     rel = f"{rel_dir}{name}/"
@@ -255,15 +321,31 @@ class LocalFolderSource:
                         continue
                 try:
                     st = entry.stat(follow_symlinks=follow)
-                except OSError:
+                except FileNotFoundError:
                     continue  # vanished between scandir and stat
-                if not S_ISREG(st.st_mode):
+                except OSError as exc:
+                    # Not "gone": a folder without the x bit, an I/O error on a network drive.
+                    # Its path is reported, so the index keeps what it holds there.
+                    unreadable.append(exc.strerror or str(exc))
                     continue
                 if check_hidden_attr and getattr(st, "st_file_attributes", 0) & _HIDDEN_ATTR:
                     continue
                 path = entry.path
-                append(SourceItem(path, "", name, st.st_size, st.st_mtime_ns, local_token(st),
-                                  path))
+                if not S_ISREG(st.st_mode):
+                    # A pipe, socket or device named like a document: listed so it is recorded
+                    # as skipped with the reason, and never opened (a FIFO would block).
+                    append(_item(path, name, st, dir_safe and _encodable(name))._replace(
+                        kind=_kind(st.st_mode)))
+                    continue
+                if dir_safe and name.isascii():
+                    append(SourceItem(path, "", name, st.st_size, st.st_mtime_ns,
+                                      local_token(st), path))
+                else:
+                    append(_item(path, name, st, dir_safe and _encodable(name)))
+            if unreadable:
+                problems.append((directory, f"Cannot read {len(unreadable)} entries in this "
+                                            f"folder ({unreadable[0]}). Nothing under it was "
+                                            "deleted from the index."))
 
     def _excluded(self, rel: str, ignores: tuple) -> bool:
         if self._exclude is not None and self._exclude.match_file(rel):
@@ -274,6 +356,13 @@ class LocalFolderSource:
                 return True
         return False
 
+
+
+def _listing(items: list[SourceItem], complete: list[str],
+             problems: list[tuple[str, str]]) -> Listing:
+    # Roots and problem paths are compared with document ids, so they take the same text form.
+    return Listing(tuple(items), tuple(text_id(p) for p in complete),
+                   tuple((text_id(p), why) for p, why in problems))
 
 
 def _is_plain_extension(pattern: str) -> bool:

@@ -43,11 +43,14 @@ def test_formats_and_bad_files(cli, home, docs, monkeypatch):
                      '".vanish" = "tests.helpers.mid_sync:vanish"\n')
     monkeypatch.setenv("LANCEDB_SYNC_PARSE_TIMEOUT", "2")
     monkeypatch.setenv("LANCEDB_SYNC_MAX_FILE_MB", "0.1")
+    monkeypatch.setenv("MAX_RETRIES", "1")
     cli.ok("sources", "add", "local", str(docs), "--id", "mixed")
 
     rep = json.loads(cli.ok("sync", "--json").out)[0]
     assert rep["added"] == len(FORMATS)
     assert rep["failed"] + rep["skipped"] == len(EXPECTED)
+    # A timeout, a crashed parser and a file that vanished mid-read may pass: tried again.
+    assert rep["retrying"] == 3
 
     failed = {os.path.basename(f["uri"]): f for f in json.loads(cli.ok("failed", "--json").out)}
     assert set(failed) == set(EXPECTED)
@@ -64,7 +67,13 @@ def test_formats_and_bad_files(cli, home, docs, monkeypatch):
     pdf = json.loads(cli.ok("search", "zebrafishpdf", "--mode", "fts", "--json").out)[0]
     assert pdf["page"] is not None
 
-    # Failures are not retried while the files are unchanged; `retry` tries them again.
+    # The timeout and the crash are tried once more (MAX_RETRIES=1), then left alone; the
+    # vanished file is gone from the listing, so it leaves the index.
+    rep = json.loads(cli.ok("sync", "--json").out)[0]
+    assert (rep["failed"], rep["retrying"], rep["modified"], rep["deleted"]) == (2, 0, 0, 1)
+    failed = {os.path.basename(f["uri"]): f for f in json.loads(cli.ok("failed", "--json").out)}
+    assert "Tried 2 times" in failed["stuck.hang"]["reason"]
+    # Permanent failures are not retried while the files are unchanged; `retry` tries them.
     rep = json.loads(cli.ok("sync", "--json").out)[0]
     assert rep["failed"] == 0 and rep["modified"] == 0
     shutil.copy(FIXTURES / "formats" / "sample.txt", bad / "binary.txt")  # the user fixes it

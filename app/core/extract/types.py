@@ -50,12 +50,16 @@ ERROR_KINDS: dict[str, tuple[str, bool]] = {
     "empty": ("skipped", True),
     "no_text": ("skipped", True),
     "too_large": ("skipped", True),
+    # Not permanent: a timeout or a memory kill under load, a parser crash, an I/O error may
+    # pass. These are retried on later passes (MAX_RETRIES times for one version of the file)
+    # and never remove a previously indexed version.
     "unreadable": ("failed", False),
     "vanished": ("skipped", False),
-    "timeout": ("failed", True),
-    "crashed": ("failed", True),
-    "memory": ("failed", True),
+    "timeout": ("failed", False),
+    "crashed": ("failed", False),
+    "memory": ("failed", False),
     "internal": ("failed", False),
+    "changing": ("failed", False),
 }
 
 
