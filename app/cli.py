@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-watch", action="store_true",
                      help="do not watch folders; only periodic scans")
     sub.add_parser("cleanup", help="repair after a failed sync, compact, prune old versions")
+    check = sub.add_parser(
+        "check", help="check the index for damage (exit 0 only when it is consistent)",
+        description="Reads both tables and the sync state and reports duplicate chunk ids, "
+                    "chunks that belong to no document, documents whose chunks disagree with "
+                    "their row, indexed documents without chunks, and differences between the "
+                    "sync state and the index. Exit status 0 only when all is consistent.")
+    check.add_argument("--repair", action="store_true",
+                       help="fix what was found and index the affected documents again")
+    check.add_argument("--json", action="store_true", help="machine-readable report")
     backup = sub.add_parser("backup", help="back the index up to S3 (a snapshot); see "
                                            "docs/backup.md",
                             description="With no action: take a snapshot of the index, upload "
@@ -154,11 +163,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _enable_stack_dumps()
 
+    settings = None
     try:
         settings = load_settings(home=args.home)
         _setup_logging(settings)
         handler = _COMMANDS[args.command]
-        return handler(args, settings)
+        code = handler(args, settings)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # `lancedb-sync sync | head`: the reader left; end quietly, as other tools do.
+        _silence_stdout()
+        return EXIT_OK
     except ConfigError as exc:
         print(f"lancedb-sync: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -169,11 +185,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lancedb-sync: interrupted; nothing half-written was kept.", file=sys.stderr)
         return 130
     except Exception as exc:  # anything else is a bug or an environment problem: say where logs are
+        import logging
+
+        from app.core.errors import disk_full_message, is_disk_full, one_line
+
+        logging.getLogger("app.cli").error("%s failed", args.command, exc_info=True)
+        if is_disk_full(exc):
+            where = settings.index_uri if settings is not None else "the index"
+            print(f"lancedb-sync: {disk_full_message(where)}", file=sys.stderr)
+            return EXIT_FAIL
         known = _known_error(exc)
-        if known is None:
-            raise
-        print(f"lancedb-sync: {known[0]}", file=sys.stderr)
-        return known[1]
+        if known is not None:
+            print(f"lancedb-sync: {known[0]}", file=sys.stderr)
+            return known[1]
+        log_file = (settings.paths.log_dir / "lancedb-sync.log") if settings else None
+        where = f"; the details are in {log_file}" if log_file else ""
+        print(f"lancedb-sync: {args.command} failed: {one_line(exc)}{where}. Run it again; if "
+              "it keeps failing, please report it with that log.", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush does not
+    raise again (the recipe in Python's signal documentation)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _enable_stack_dumps() -> None:
@@ -372,6 +409,7 @@ def cmd_sync(args: argparse.Namespace, settings: Any) -> int:
     if not sources:
         raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
                         "FOLDER", EXIT_USAGE)
+    _require_free_disk(settings)
     progress = _ProgressLine()
     cancel = threading.Event()
 
@@ -410,9 +448,27 @@ def cmd_sync(args: argparse.Namespace, settings: Any) -> int:
                   f"skipped {r.skipped} ({r.seconds:.2f} s)")
             for problem in r.problems:
                 print(f"  ! {problem}")
+            if r.retrying:
+                print(f"  {r.retrying} of the failed files may succeed later; they are tried "
+                      "again on the next sync")
             if r.failed:
                 print("  see 'lancedb-sync failed' for the reasons")
+            for problem in r.maintenance_errors:
+                print(f"  ! index upkeep failed ({problem}); your documents are indexed and "
+                      "searchable, and it is tried again later")
     return EXIT_OK
+
+
+def _require_free_disk(settings: Any) -> None:
+    """Refuse to start a write on a nearly full disk: say so in one line, with the remedy."""
+    from app.service.health import ERROR, check_disk
+
+    with contextlib.suppress(OSError):
+        check = check_disk(settings.index_uri, settings.min_free_disk_mb)
+        if check.status == ERROR:
+            raise UserError(check.detail.replace("syncing is held until space is freed",
+                                                 "free some space there (or lower "
+                                                 "min_free_disk_mb), then sync again"))
 
 
 # -- search -----------------------------------------------------------------------------------
@@ -566,6 +622,8 @@ def _service_status(settings: Any) -> dict[str, Any]:
                                                      settings.chunks_table))
     checks.append(health.check_disk(settings.index_uri, settings.min_free_disk_mb))
     checks.extend(health.check_source(s) for s in settings.sources if s.enabled)
+    checks.extend(health.check_sync_state(settings.state_dir,
+                                          [s.source_id for s in settings.sources]))
     return {"running": False, "health": health.summarize(checks, {})}
 
 
@@ -635,11 +693,62 @@ def cmd_cleanup(args: argparse.Namespace, settings: Any) -> int:
     with Indexer(settings) as indexer:
         result = indexer.cleanup()
     before, after = result["before"], result["after"]
-    print(f"Removed {result['orphan_chunks_deleted']} orphan chunks; "
+    dupes = result["duplicate_chunks_removed"]
+    print(f"Removed {result['orphan_chunks_deleted']} orphan chunks"
+          f"{f' and {dupes} duplicate chunks' if dupes else ''}; "
           f"{len(result['documents_to_redo'])} documents will be re-indexed on the next sync; "
           f"versions {before['chunks_versions']}→{after['chunks_versions']}, "
           f"fragments {before['chunks_fragments']}→{after['chunks_fragments']}.")
+    for step, why in result["maintenance_errors"].items():
+        print(f"  ! {step} failed: {why}; it is tried again later.")
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, settings: Any) -> int:
+    from app.core.sync import Indexer
+
+    index = settings.index_uri
+    if "://" not in index and not Path(index).exists():
+        raise UserError("There is no index yet. Add a source and run 'lancedb-sync sync'.")
+    progress = _ProgressLine()
+    try:
+        with Indexer(settings, on_progress=progress) as indexer:
+            result = indexer.check(repair=args.repair)
+    finally:
+        progress.finish()
+    found, after, fixed = result["found"], result["after"], result["repaired"]
+    if args.json:
+        out: dict[str, Any] = {"index": index, "clean": after.clean, "found": found.as_dict()}
+        if fixed is not None:
+            out["repaired"] = {"orphan_chunks_deleted": fixed.orphan_chunks_deleted,
+                               "duplicate_chunks_removed": fixed.duplicate_chunks_removed,
+                               "documents_reindexed": len(fixed.documents_to_redo)}
+            out["after"] = after.as_dict()
+        print(json.dumps(out, indent=2))
+        return EXIT_OK if after.clean else EXIT_FAIL
+    print(f"Index: {index} ({found.documents:,} documents, {found.chunks:,} chunks)")
+    if found.clean:
+        print("OK: every chunk id is unique, every chunk belongs to its document's current "
+              "version, every document has the chunks its row counts, and the sync state "
+              "matches the index.")
+        return EXIT_OK
+    for line in found.problems():
+        print(f"  ! {line}")
+    if fixed is None:
+        print("Run 'lancedb-sync check --repair' to fix this; the affected documents are "
+              "indexed again.")
+        return EXIT_FAIL
+    print(f"Repaired: removed {fixed.orphan_chunks_deleted} orphan and "
+          f"{fixed.duplicate_chunks_removed} duplicate chunks; indexed "
+          f"{len(fixed.documents_to_redo)} documents again.")
+    if after.clean:
+        print("OK: the index is consistent now.")
+        return EXIT_OK
+    for line in after.problems():
+        print(f"  ! still: {line}")
+    print("Some problems remain (documents of a source that is no longer configured are not "
+          "indexed again); see 'lancedb-sync check --json'.")
+    return EXIT_FAIL
 
 
 def cmd_self_check(args: argparse.Namespace, settings: Any) -> int:
@@ -845,6 +954,7 @@ _COMMANDS = {
     "failed": cmd_failed,
     "retry": cmd_retry,
     "cleanup": cmd_cleanup,
+    "check": cmd_check,
     "run": cmd_run,
     "reembed": cmd_reembed,
     "backup": cmd_backup,

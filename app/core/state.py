@@ -275,12 +275,23 @@ class SyncState:
             "SELECT source_id, started_at, finished_at, outcome, report FROM runs "
             "WHERE run_id IN (SELECT MAX(run_id) FROM runs GROUP BY source_id)"):
             problems: list[str] = []
+            data: dict[str, Any] = {}
             if report:
                 with suppress(ValueError):
-                    problems = list(json.loads(report).get("problems", []))
+                    data = json.loads(report)
+                    problems = list(data.get("problems", []))
             out[sid] = {"started_at": started, "finished_at": finished, "outcome": outcome,
-                        "problems": problems}
+                        "problems": problems, "error": data.get("error", ""),
+                        "maintenance_errors": list(data.get("maintenance_errors", []))}
         return out
+
+    def maintenance_errors(self) -> dict[str, Any]:
+        """What the last index upkeep could not do ({} when it all worked)."""
+        with suppress(ValueError, TypeError):
+            data = json.loads(self.get_meta("maintenance") or "{}")
+            if isinstance(data, dict) and data.get("errors"):
+                return data
+        return {}
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -354,8 +365,14 @@ class SyncState:
         next writer repairs before it writes anything."""
         self.set_meta("dirty", "1")
 
-    def mark_clean(self) -> None:
-        self.set_meta("dirty", "0")
+    def mark_clean(self, chunks_version: str | None = None) -> None:
+        """No operation is unfinished; `chunks_version` is the chunks table's version as this
+        writer left it (a later change by anything else makes the next writer check)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('dirty', '0')")
+            if chunks_version is not None:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                           "('chunks_version', ?)", (chunks_version,))
 
     def needs_repair(self) -> bool:
         return self.get_meta("dirty") == "1" or self.unfinished_runs() > 0

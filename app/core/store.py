@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import FTS, BTree, IvfPq
 
+from app.core.errors import one_line
 from app.core.integrity import IntegrityReport, inspect_index
 from app.core.records import (  # noqa: F401  (re-exported)
     SCHEMA_VERSION,
@@ -49,11 +50,6 @@ UNINDEXED_FRACTION = 0.05
 # Old versions serve readers that opened the table before a commit; minutes are plenty.
 KEEP_VERSIONS_FOR = timedelta(minutes=10)
 PRUNE_ALL_KEEP = timedelta(minutes=1)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= 300 else text[:299] + "…"
 
 
 class StoreError(Exception):
@@ -424,7 +420,7 @@ class Store:
                 fn()
             except Exception as exc:
                 log.warning("maintenance step %s failed: %s", name, exc, exc_info=True)
-                errors[name] = _one_line(exc)
+                errors[name] = one_line(exc)
 
         fault("maintain-before")
         n_chunks = self.chunks.count_rows()

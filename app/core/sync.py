@@ -24,6 +24,7 @@ from app.config import Settings
 from app.core.chunking import Chunker
 from app.core.detect import ChangeDetector, ChangeSet
 from app.core.embedding import embedder_model_id
+from app.core.errors import one_line
 from app.core.extract.types import Extracted, ExtractionError
 from app.core.faults import fault
 from app.core.hashing import chunk_id, hash_file, hash_text
@@ -307,7 +308,10 @@ class Indexer:
             return
         fingerprint = table_version_fingerprint(self.settings.index_uri,
                                                 self.settings.documents_table)
-        if dirty or remote or fingerprint != self.state.mirrored_version:
+        # The chunks table moving without us (another program, an old version's bug) is
+        # checked too: appends on top of stray chunks are how duplicates are made.
+        chunks_moved = self._chunks_fingerprint() != self.state.get_meta("chunks_version")
+        if dirty or remote or chunks_moved or fingerprint != self.state.mirrored_version:
             # Whenever the mirror is rebuilt the index is checked too: we hold the writer
             # lock, so whatever is inconsistent now was left by an operation that did not end.
             report = self.store.repair(fault=fault)
@@ -318,8 +322,20 @@ class Indexer:
                             len(report.documents_to_redo))
             self.rebuild_mirror(report.documents_to_redo)
             self.state.close_unfinished_runs("interrupted")
-            self.state.mark_clean()
+            self._mark_clean()
+        for source_id in self._pending_purges():
+            log.warning("finishing the interrupted removal of source %s", source_id)
+            self._purge(source_id)
         self._checked = True
+
+    def _chunks_fingerprint(self) -> str | None:
+        return table_version_fingerprint(self.settings.index_uri, self.settings.chunks_table)
+
+    def _mark_clean(self) -> None:
+        chunks = self._chunks_fingerprint()
+        state = self.state
+        if state.get_meta("dirty") != "0" or state.get_meta("chunks_version") != chunks:
+            state.mark_clean(chunks)
 
     def rebuild_mirror(self, redo: Iterable[str] = ()) -> None:
         """Reload the SQLite mirror from the documents table; `redo` documents get no token,
@@ -387,7 +403,7 @@ class Indexer:
             self._sync_source(config, report, paths)
             outcome = "cancelled" if report.cancelled else "ok"
         except BaseException as exc:
-            report.error = _one_line(exc)
+            report.error = one_line(exc)
             raise
         finally:
             report.seconds = time.monotonic() - started
@@ -395,7 +411,7 @@ class Indexer:
             if outcome != "error":
                 # Every batch of this pass committed whole (a cancel stops between batches):
                 # nothing to repair. After an error the mark stays and the next write repairs.
-                self.state.mark_clean()
+                self._mark_clean()
         self.on_progress(Progress(config.source_id, "done", report.added + report.modified,
                                   report.added + report.modified, report.failed))
         return report
@@ -414,8 +430,20 @@ class Indexer:
         if changes.settled:
             self.state.mark_scanned([(uid, scan_ns) for uid in changes.settled])
         if changes.empty:
+            if self._maintenance_retry_due():
+                self.on_progress(Progress(config.source_id, "maintaining"))
+                self._maintain(report)
             return
         self._apply(config, source, changes, report, scan_ns)
+
+    def _maintenance_retry_due(self) -> bool:
+        """Upkeep that failed is tried again on the next pass, even one with nothing to index
+        (a vector index that could not be trained only after its back-off)."""
+        record = _load_json(self.state.get_meta("maintenance"))
+        errors = record.get("errors") or {}
+        if not errors:
+            return False
+        return set(errors) != {"vector_index"} or time.time() >= record.get("vector_retry_at", 0)
 
     def _apply(self, config: SourceConfig, source: Any, changes: ChangeSet, report: SyncReport,
                scan_ns: int) -> None:
@@ -471,7 +499,7 @@ class Indexer:
             actions = store.maintain(prune_all=prune_all, vector_index=vector_ok, fault=fault)
         except Exception as exc:
             log.warning("index maintenance failed: %s", exc, exc_info=True)
-            actions = {"errors": {"maintenance": _one_line(exc)}}
+            actions = {"errors": {"maintenance": one_line(exc)}}
         errors = actions.get("errors", {})
         if errors:
             record = {**record, "errors": errors, "at": time.time()}
@@ -921,7 +949,7 @@ class Indexer:
             before = store.version_stats()
             self._maintain(prune_all=True)
             after = store.version_stats()
-            self.state.mark_clean()
+            self._mark_clean()
             outcome = "ok"
         finally:
             self.state.end_run(run_id, outcome, "{}")
@@ -932,39 +960,63 @@ class Indexer:
                 "maintenance_errors": maintenance, "before": before, "after": after}
 
     def check(self, *, repair: bool = False) -> dict[str, Any]:
-        """`lancedb-sync check`: compare both tables and the sync state's mirror; with
-        `repair`, fix what was found (the next sync re-indexes what it must)."""
+        """`lancedb-sync check`: compare both tables and the sync state's mirror.
+
+        With `repair`: fix what was found, then index the affected documents again (a pass of
+        each source they belong to: only they have changed), and look once more. Returns the
+        findings before (`found`), what repair did (`repaired`), the passes (`reindexed`) and
+        the findings after (`after`, equal to `found` without `repair`).
+        """
+        found = self._inspect()
+        result: dict[str, Any] = {"found": found, "repaired": None, "reindexed": [],
+                                  "after": found}
+        if not repair or found.clean:
+            return result
+        run_id = self.state.begin_run("*check*")
+        outcome = "error"
+        try:
+            self.state.mark_dirty()
+            fixed = self.store.repair(fault=fault)
+            self.rebuild_mirror(fixed.documents_to_redo)
+            self.state.close_unfinished_runs("interrupted")
+            self._mark_clean()
+            outcome = "ok"
+        finally:
+            self.state.end_run(run_id, outcome, "{}")
+        result["repaired"] = fixed
+        owners = {uid.split(":", 1)[0] for uid in fixed.documents_to_redo}
+        sources = [s for s in self.settings.sources if s.enabled and s.source_id in owners]
+        if sources:
+            result["reindexed"] = self.sync(sources)
+        result["after"] = self._inspect()
+        return result
+
+    def _inspect(self) -> Any:
         from app.core.integrity import inspect_index
 
-        store = self.store
-        docs, chunks = store.integrity_columns()
+        docs, chunks = self.store.integrity_columns()
         found = inspect_index(docs, chunks, self.state.mirror_rows())
         fingerprint = table_version_fingerprint(self.settings.index_uri,
                                                 self.settings.documents_table)
         if found.mirror is not None and fingerprint is not None:
             found.mirror.version_behind = fingerprint != self.state.mirrored_version
-        result: dict[str, Any] = {"found": found, "repaired": None}
-        if repair and not found.clean:
-            run_id = self.state.begin_run("*check*")
-            outcome = "error"
-            try:
-                self.state.mark_dirty()
-                fixed = store.repair(fault=fault)
-                self.rebuild_mirror(fixed.documents_to_redo)
-                self.state.close_unfinished_runs("interrupted")
-                self.state.mark_clean()
-                outcome = "ok"
-            finally:
-                self.state.end_run(run_id, outcome, "{}")
-            result["repaired"] = fixed
-            docs, chunks = store.integrity_columns()
-            result["after"] = inspect_index(docs, chunks, self.state.mirror_rows())
-        return result
+        return found
 
     def purge_source(self, source_id: str) -> int:
-        """Delete a source's documents and chunks, under the run journal: an interruption
-        leaves the state dirty and the next writer repairs it."""
+        """Delete a source's documents and chunks, under the run journal. The purge is
+        recorded first: if it is interrupted (an error, a kill), the state stays dirty and the
+        next writer repairs and then finishes the purge."""
         self.ensure_consistent()
+        return self._purge(source_id)
+
+    def _pending_purges(self) -> list[str]:
+        value = _load_json(self.state.get_meta("purges") or "{}").get("pending", [])
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def _purge(self, source_id: str) -> int:
+        pending = self._pending_purges()
+        if source_id not in pending:
+            self.state.set_meta("purges", json.dumps({"pending": [*pending, source_id]}))
         run_id = self.state.begin_run(source_id)
         outcome = "error"
         try:
@@ -972,7 +1024,9 @@ class Indexer:
             n = self.store.delete_source(source_id, fault=fault)
             fault("purge-after-chunks")
             self.rebuild_mirror()
-            self.state.mark_clean()
+            self.state.set_meta("purges", json.dumps(
+                {"pending": [p for p in self._pending_purges() if p != source_id]}))
+            self._mark_clean()
             outcome = "ok"
         finally:
             self.state.end_run(run_id, outcome, json.dumps({"purged": True}))
@@ -982,11 +1036,6 @@ class Indexer:
 def _named_faults(prefix: str) -> Callable[[str], None]:
     """Store.commit_batch's steps as the fault points of one kind of commit."""
     return lambda step: fault(f"{prefix}-after-{step}" if prefix else f"after-{step}")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _load_json(raw: str | None) -> dict[str, Any]:

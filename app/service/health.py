@@ -93,6 +93,47 @@ def check_state(state_dir: Path) -> Check:
     return Check("state", OK, str(db))
 
 
+def check_sync_state(state_dir: Path, source_ids: Iterable[str]) -> list[Check]:
+    """What the last passes left to say: folders they could not read, a pass that ended in an
+    error (the next one repairs and retries), index upkeep that failed (retried later)."""
+    from app.core.state import SyncState
+
+    if not (state_dir / "sync-state.sqlite3").exists():
+        return []
+    checks: list[Check] = []
+    try:
+        state = SyncState.open(state_dir)
+        try:
+            runs = state.last_runs()
+            upkeep = state.maintenance_errors()
+            dirty = state.needs_repair()
+        finally:
+            state.close()
+    except Exception as exc:  # sqlite3.Error, OSError: the state check reports those
+        return [Check("sync_state", WARNING, f"The sync state could not be read ({exc}).")]
+    wanted = set(source_ids)
+    for sid, run in runs.items():
+        if sid not in wanted:
+            continue
+        if run.get("outcome") == "error":
+            why = run.get("error") or "see the log"
+            checks.append(Check("last_sync", WARNING, f"The last sync failed ({why}); the next "
+                                "one repairs what it left and tries again.", sid))
+        if run.get("problems"):
+            n = len(run["problems"])
+            checks.append(Check("readable", WARNING, f"{n} folder{'s' * (n != 1)} could not be "
+                                "read on the last sync; nothing under them was removed from "
+                                "the index. See 'lancedb-sync status' for which.", sid))
+    if upkeep:
+        steps = "; ".join(f"{k}: {v}" for k, v in upkeep["errors"].items())
+        checks.append(Check("maintenance", WARNING, f"Index upkeep failed ({steps}). Your "
+                            "documents are indexed and searchable; it is tried again later."))
+    if dirty and not any(c.name == "last_sync" for c in checks):
+        checks.append(Check("last_write", WARNING, "The last write to the index did not "
+                            "finish; the next sync repairs it first."))
+    return checks
+
+
 def free_disk_mb(path: Path) -> float:
     probe = path
     while not probe.exists() and probe != probe.parent:

@@ -106,6 +106,7 @@ class Service:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._purge_pending = False  # a removal's purge failed; retried with backoff
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -191,8 +192,18 @@ class Service:
             self.cancel_current()
         if purge and self._indexer is not None:
             # On the pass thread: after the cancelled pass, never beside it.
-            await asyncio.get_running_loop().run_in_executor(
-                self._pass_executor, self._indexer.purge_source, source_id)
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._pass_executor, self._indexer.purge_source, source_id)
+            except Exception as exc:
+                # The purge is recorded in the sync state: the next write finishes it. Until
+                # then the service retries on its own, with backoff, like a failing pass.
+                log.exception("removing the documents of %s failed", source_id)
+                self._purge_pending = True
+                wait = self._retry_state("*purge*").record_failure(str(exc))
+                self.events.publish("error", source_id, reason=_describe(exc, self.settings),
+                                    retry_in=round(wait, 1), failures=1, failing=False)
+                self._poke()
             await self._refresh_counts()
 
     async def update_source(self, source: SourceConfig) -> None:
@@ -278,6 +289,8 @@ class Service:
             checks.append(health.check_disk(self.settings.index_uri,
                                             self.settings.min_free_disk_mb))
             checks.extend(health.check_source(s) for s in sources)
+            checks.extend(health.check_sync_state(self.settings.state_dir,
+                                                  [s.source_id for s in sources]))
             return checks
 
         try:
@@ -527,12 +540,30 @@ class Service:
                 return sid, paths
         return None
 
+    async def _finish_purges(self) -> None:
+        """Retry an interrupted removal: the indexer repairs and finishes it before any write."""
+        retry = self._retry_state("*purge*")
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._pass_executor, self._indexer.ensure_consistent)
+        except Exception as exc:
+            log.exception("finishing a removal failed")
+            retry.record_failure(str(exc))
+            return
+        retry.record_success()
+        self._purge_pending = False
+        await self._refresh_counts()
+        self.events.publish("purged")
+
     async def _run(self) -> None:
         assert self._wake is not None
         while not self._stopping:
             self._check_clock()
             paused, until = self.paused
             held = paused or self._hold is not None or self._on_battery
+            if self._purge_pending and not held and self._retry_state("*purge*").ready():
+                await self._finish_purges()
+                continue
             job = None if held else self._next_job()
             if job is None:
                 self._apply_holds()
@@ -556,7 +587,8 @@ class Service:
         if paused_until is not None:
             return max(0.1, min(60.0, paused_until - time.time()))
         due = [t - time.monotonic() for t in self._next_full.values()]
-        due += [r.retry_in() for sid, r in self._retry.items() if sid in self._pending]
+        due += [r.retry_in() for sid, r in self._retry.items() if sid in self._pending
+                or (sid == "*purge*" and self._purge_pending)]
         return max(0.1, min([60.0, *due]))
 
     async def _pass(self, source_id: str, paths: set[str] | None) -> None:
@@ -573,13 +605,14 @@ class Service:
         except Exception as exc:  # recorded and shown; the service goes on with other sources
             log.exception("sync of %s failed", source_id)
             retry = self._retry_state(source_id)
-            wait = retry.record_failure(str(exc))
+            wait = retry.record_failure(_describe(exc, self.settings))
             # Keep the work queued: it runs again once the backoff has passed.
             self._pending[source_id] = None if paths is None else (
                 (self._pending.get(source_id) or set()) | paths)
             self._set_state(source_id, "error")
-            self.events.publish("error", source_id, reason=str(exc), retry_in=round(wait, 1),
-                                failures=retry.failures, failing=retry.failing)
+            self.events.publish("error", source_id, reason=_describe(exc, self.settings),
+                                retry_in=round(wait, 1), failures=retry.failures,
+                                failing=retry.failing)
             return
         finally:
             self._current = None
@@ -743,6 +776,16 @@ class Service:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(path)
+
+
+def _describe(exc: BaseException, settings: Settings) -> str:
+    """A pass's error in words a person can act on (a full disk reads the same as in the CLI)."""
+    from app.core.errors import disk_full_message, is_disk_full, one_line
+
+    if is_disk_full(exc):
+        return disk_full_message(settings.index_uri).replace(
+            "then run the sync again", "and syncing resumes by itself")
+    return one_line(exc)
 
 
 def create_orchestration_service(settings: Settings | None = None, *,
