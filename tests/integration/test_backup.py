@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import threading
 import uuid
@@ -314,6 +316,81 @@ def test_corrupted_object_is_named_and_refused(cli, home, indexed, moto, bucket,
     for extra in ((), ("--download",)):
         r = cli("backup", "verify", *extra)
         assert r.code == 1 and victim.path in r.out
+
+
+def tree(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_manifest_with_unsafe_paths_is_refused_and_nothing_is_written(cli, home, indexed, moto,
+                                                                         bucket, tmp_path):
+    out = json.loads(cli.ok("backup", "--json").out)
+    device = out["device_id"]
+    prefix = f"lancedb-sync/devices/{device}/"
+    key = f"{prefix}snapshots/{out['snapshot_id']}.json"
+    original = json.loads(s3(moto).get_object(Bucket=bucket, Key=key)["Body"].read())
+    index = home / "data" / "index"
+    before = tree(index)
+    elsewhere = tmp_path / "elsewhere"
+    body = b"planted by someone who can write to the bucket\n"
+    planted = {"path": "", "size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+    def plant_file(path):
+        def mutate(m):
+            m["files"].append({**planted, "path": path})
+            # The object exists too, so a restore that trusted the path would write it.
+            s3(moto).put_object(Bucket=bucket, Key=f"{prefix}{m['root']}/{path}", Body=body)
+        return mutate
+
+    cases = [(path, plant_file(path)) for path in (
+        str(tmp_path / "planted-absolute.txt"),
+        "processed_documents.lance/../../../../planted-dotdot.txt",
+        "processed_documents.lance\\..\\..\\planted-backslash.txt",
+        "C:/planted-drive.txt",
+        "processed_documents.lance//data/planted-empty.lance",
+        "other.lance/data/planted-other.lance",
+    )] + [
+        ("../../../planted-id", lambda m: m.update(snapshot_id="../../../planted-id")),
+        ("/tmp/planted.manifest", lambda m: m["tables"][0].update(
+            manifest="/tmp/planted.manifest")),
+    ]
+    for entry, mutate in cases:
+        manifest = copy.deepcopy(original)
+        mutate(manifest)
+        s3(moto).put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+        for args in (("restore", "--force"), ("restore", "--to", str(elsewhere)),
+                     ("backup", "verify"), ("search", "--snapshot", device, "quokka"),
+                     ("snapshots",)):
+            r = cli(*args)
+            assert r.code == 1, (entry, args, r)
+            assert repr(entry) in r.err and key in r.err, (entry, args, r.err)
+            assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err, r.err
+        assert not [p for p in tmp_path.rglob("*") if "planted" in p.name], entry
+        assert not [p for p in tmp_path.rglob("*") if ".restoring-" in p.name], entry
+        assert not elsewhere.exists()
+        assert tree(index) == before, entry
+    # The untouched manifest restores: what failed above was the planted entries alone.
+    s3(moto).put_object(Bucket=bucket, Key=key, Body=json.dumps(original).encode())
+    cli.ok("restore", "--to", str(elsewhere))
+    assert tree(elsewhere).items() <= before.items()  # a snapshot leaves old manifests out
+
+
+def test_restore_refuses_to_follow_a_link_out_of_its_staging_folder(cli, home, indexed, bucket,
+                                                                    tmp_path):
+    out = json.loads(cli.ok("backup", "--json").out)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    staging = tmp_path / f".elsewhere.restoring-{out['snapshot_id']}"
+    staging.mkdir()
+    (staging / "processed_documents.lance").symlink_to(outside, target_is_directory=True)
+    r = cli("restore", "--to", str(tmp_path / "elsewhere"))
+    assert r.code == 1 and "outside the staging folder" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert [p.name for p in outside.iterdir()] == ["keep.txt"]
+    assert not staging.exists() and not (tmp_path / "elsewhere").exists()
+    cli.ok("restore", "--to", str(tmp_path / "elsewhere"))  # a fresh attempt is not hindered
 
 
 def test_prune_keeps_every_file_a_kept_snapshot_needs(cli, home, indexed, moto, bucket,
