@@ -355,13 +355,15 @@ def test_a_manifest_with_unsafe_paths_is_refused_and_nothing_is_written(cli, hom
         ("/tmp/planted.manifest", lambda m: m["tables"][0].update(
             manifest="/tmp/planted.manifest")),
     ]
-    for entry, mutate in cases:
+    restores = (("restore", "--force"), ("restore", "--to", str(elsewhere)))
+    # Every command that reads manifests refuses the first case; the restores, every case.
+    others = (("backup", "verify"), ("search", "--snapshot", device, "quokka"), ("snapshots",),
+              ("backup",))
+    for i, (entry, mutate) in enumerate(cases):
         manifest = copy.deepcopy(original)
         mutate(manifest)
         s3(moto).put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
-        for args in (("restore", "--force"), ("restore", "--to", str(elsewhere)),
-                     ("backup", "verify"), ("search", "--snapshot", device, "quokka"),
-                     ("snapshots",)):
+        for args in restores + (others if i == 0 else ()):
             r = cli(*args)
             assert r.code == 1, (entry, args, r)
             assert repr(entry) in r.err and key in r.err, (entry, args, r.err)
