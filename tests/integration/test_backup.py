@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -452,6 +453,44 @@ def test_wrong_secret_and_missing_permission_are_named(home, indexed, moto, buck
         assert "s3:DeleteObject" in checks["delete"].message
     finally:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = old
+
+
+def test_debug_log_holds_no_credentials_and_is_private(cli, home, indexed, bucket,
+                                                        monkeypatch):
+    key_id = "ASIA" + uuid.uuid4().hex[:16].upper()
+    secret = f"{uuid.uuid4().hex}/{uuid.uuid4().hex[:8]}+Sec"
+    token = f"FwoGZXIvYXdzE{uuid.uuid4().hex}/{uuid.uuid4().hex}+{uuid.uuid4().hex}=="
+    for name, value in (("AWS_ACCESS_KEY_ID", key_id), ("AWS_SECRET_ACCESS_KEY", secret),
+                        ("AWS_SESSION_TOKEN", token), ("LANCEDB_SYNC_LOG_LEVEL", "debug")):
+        monkeypatch.setenv(name, value)
+    log = home / "logs" / "lancedb-sync.log"
+
+    # With the libraries' debug output let through, every request is logged in full: the
+    # places the credentials travel (headers, the canonical request, the signature) are there,
+    # their values are not. No time limit: a loaded machine may be slow.
+    r = cli.subprocess("backup", env={"LANCEDB_SYNC_DEBUG_LIBRARIES": "1"}, timeout=None)
+    assert r.returncode == 0, r.stderr
+    text = log.read_text()
+    assert re.search(r" DEBUG botocore\.\S+: .*Authorization", text)
+    assert re.search(r"(?i)x-amz-security-token", text)
+    from urllib.parse import quote
+
+    for value in (key_id, secret, token, quote(secret, safe=""), quote(token, safe="")):
+        assert value not in text
+    assert "[REDACTED]" in text
+    assert log.stat().st_mode & 0o777 == 0o600
+    assert log.parent.stat().st_mode & 0o777 == 0o700
+
+    # Level debug alone keeps those libraries at INFO.
+    size = log.stat().st_size
+    r = cli.subprocess("backup", timeout=None)
+    assert r.returncode == 0, r.stderr
+    with log.open() as fh:
+        fh.seek(size)
+        tail = fh.read()
+    assert "backup " in tail  # this run's own lines are there…
+    assert not re.search(r" DEBUG (botocore|boto3|s3transfer|urllib3)\b", tail)  # …not theirs
+    assert all(v not in tail for v in (key_id, secret, token))
 
 
 def test_lease_held_by_another_machine(cli, home, indexed, moto, bucket):
