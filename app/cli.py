@@ -166,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = None
     try:
         settings = load_settings(home=args.home)
-        _setup_logging(settings)
+        from app.logsetup import setup_logging
+
+        setup_logging(settings)
         handler = _COMMANDS[args.command]
         code = handler(args, settings)
         sys.stdout.flush()
@@ -250,19 +252,6 @@ def _known_error(exc: Exception) -> tuple[str, int] | None:
     if type(exc).__name__ in ("StoreError", "StoreIntegrityError"):
         return str(exc), EXIT_FAIL
     return None
-
-
-def _setup_logging(settings: Any) -> None:
-    import logging
-    from logging.handlers import RotatingFileHandler
-
-    settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(settings.paths.log_dir / "lancedb-sync.log",
-                                  maxBytes=2_000_000, backupCount=3, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
 
 
 # -- sources ----------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from app.logsafety import register_secret
+
 SERVICE_NAME = "lancedb-sync"
 DEFAULT_TIMEOUT = 10.0
 
@@ -181,6 +183,7 @@ def set_secret(source_type: str, source_id: str, field: str, value: str, *,
     import keyring
 
     key = secret_key(source_type, source_id, field)
+    register_secret(value)
 
     def run() -> None:
         kr = keyring.get_keyring()
@@ -202,7 +205,9 @@ def get_secret(source_type: str, source_id: str, field: str, *,
         _check_backend(kr, allow_insecure)
         return kr.get_password(SERVICE_NAME, key)
 
-    return _call(run, timeout)
+    value = _call(run, timeout)
+    register_secret(value)
+    return value
 
 
 def delete_secret(source_type: str, source_id: str, field: str, *,

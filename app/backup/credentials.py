@@ -8,6 +8,7 @@ from typing import Any
 
 from app.backup.errors import BackupAuthError
 from app.backup.s3 import CredentialsProvider
+from app.logsafety import register_secrets
 
 SECRET = ("s3", "backup", "secret_access_key")
 
@@ -31,6 +32,7 @@ def keyring_provider(settings: Any) -> CredentialsProvider | None:
                 f"An access key id ({key_id}) is set for backups but its secret is not in the "
                 "keyring; enter it in the Backup window (or clear the key id to use the AWS "
                 "credential chain).")
+        register_secrets((key_id, secret))
         return {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
 
     return provide

@@ -53,3 +53,13 @@ class IntegrityError(BackupError):
 
 class SnapshotNotFoundError(BackupError):
     """The bucket holds no snapshot matching what was asked for."""
+
+
+class UnsafeSnapshotError(BackupError):
+    """A snapshot manifest names a path that could land outside the snapshot's own table folders
+    (absolute, `..`, a Windows path, another folder). The whole snapshot is refused before
+    anything is downloaded; `entry` is the offending value as the manifest holds it."""
+
+    def __init__(self, message: str, entry: str) -> None:
+        super().__init__(message)
+        self.entry = entry

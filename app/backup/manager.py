@@ -39,6 +39,7 @@ from app.backup.errors import (
     IntegrityError,
     RestoreRefusedError,
     SnapshotNotFoundError,
+    UnsafeSnapshotError,
 )
 from app.backup.identity import Device, load_device, machine_fingerprint
 from app.backup.s3 import (
@@ -283,10 +284,14 @@ class BackupManager:
         return keys
 
     def _read_snapshot(self, key: str) -> Snapshot | None:
+        """The snapshot a manifest object describes; None if it does not parse (skipped with a
+        warning, as before). A manifest that parses but names unsafe paths raises
+        UnsafeSnapshotError instead: skipping it would quietly hand restore an older snapshot
+        and hide that someone altered the bucket."""
         body = self._call("get", key, lambda: self.client.get_object(
             Bucket=self.cfg.bucket, Key=key)["Body"].read())
         try:
-            return Snapshot.from_json(body)
+            return Snapshot.from_json(body, f"The snapshot manifest s3://{self.cfg.bucket}/{key}")
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("skipping unreadable snapshot manifest %s: %s", key, exc)
             return None
@@ -742,7 +747,12 @@ class BackupManager:
             indexer = Indexer(self.settings)  # takes the writer lock, or raises IndexLockedError
         try:
             staging = dest.parent / f".{dest.name}.restoring-{snapshot.snapshot_id}"
-            self._download(snapshot, staging, on_progress, cancel)
+            try:
+                self._download(snapshot, staging, on_progress, cancel)
+            except UnsafeSnapshotError:
+                # Nothing of a snapshot that tried to escape is worth resuming from.
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
             on_progress(BackupProgress("verifying", len(snapshot.files), len(snapshot.files)))
             self._check_tables(staging, snapshot)
             on_progress(BackupProgress("swapping", len(snapshot.files), len(snapshot.files)))
@@ -769,6 +779,8 @@ class BackupManager:
         cfg = self.cfg
         base = f"{self.device_prefix(snapshot.device_id)}{snapshot.root}/"
         wanted = {f.path for f in snapshot.files}
+        if staging.is_symlink():  # not a folder an earlier attempt of ours left
+            staging.unlink()
         if staging.exists():  # an earlier attempt: keep what it finished, drop anything else
             for p in sorted(staging.rglob("*"), reverse=True):
                 rel = p.relative_to(staging).as_posix()
@@ -781,7 +793,7 @@ class BackupManager:
 
         def one(f: FileEntry) -> None:
             transfer.check()
-            path = staging / f.path
+            path = _inside(staging, f.path)
             if path.is_file() and path.stat().st_size == f.size and sha256_file(path) == f.sha256:
                 transfer.file_done(f.path)
                 return
@@ -886,6 +898,22 @@ def _hold(index_dir: Path, files: list[LocalFile]) -> Path | None:
         shutil.rmtree(held, ignore_errors=True)
         return None
     return held
+
+
+def _inside(folder: Path, rel: str) -> Path:
+    """`folder / rel` resolved, refused unless it stays inside `folder`.
+
+    The second line of defence behind `check_snapshot` (which refuses such manifests when they
+    are read): it also catches what no rule about the text of a path can, such as a symbolic link
+    inside a staging folder left from an earlier attempt."""
+    root = folder.resolve()
+    path = (root / rel).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise UnsafeSnapshotError(
+            f"Restore refused to write {rel!r}: it would land at {path}, outside the staging "
+            f"folder {root}. Nothing was changed; restore again, and if this repeats, check "
+            "the snapshot manifest in the bucket.", rel)
+    return path
 
 
 def _non_empty_index(path: Path) -> bool:

@@ -26,6 +26,7 @@ from app.backup.errors import (
     BackupPermissionError,
     LeaseHeldError,
 )
+from app.logsafety import register_secrets
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ def make_client(cfg: S3Settings, credentials_provider: CredentialsProvider | Non
     from botocore.config import Config
 
     creds = dict(credentials_provider() or {}) if credentials_provider else {}
+    register_secrets(creds.values())
     session = boto3.session.Session(region_name=cfg.region, **{
         k: v for k, v in creds.items()
         if k in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token") and v})
@@ -141,6 +143,8 @@ def storage_options(cfg: S3Settings, session: Any) -> dict[str, str]:
     if creds is None:
         raise BackupAuthError(_NO_CREDENTIALS)
     frozen = creds.get_frozen_credentials()
+    # From whatever link of the chain found them (a profile, SSO, a role), not only the env.
+    register_secrets((frozen.access_key, frozen.secret_key, frozen.token))
     opts["aws_access_key_id"] = frozen.access_key
     opts["aws_secret_access_key"] = frozen.secret_key
     if frozen.token:

@@ -23,11 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from app.backup.errors import UnsafeSnapshotError
 
 FORMAT = 1
 DEFAULT_ROOT = "index"
@@ -100,7 +103,10 @@ class Snapshot:
         return json.dumps(data, indent=1, sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> Snapshot:
+    def from_json(cls, raw: bytes | str, where: str = "The snapshot manifest") -> Snapshot:
+        """Parse a manifest and check every entry (see `check_snapshot`). Raises ValueError,
+        KeyError or TypeError for a manifest that does not parse, UnsafeSnapshotError (naming
+        `where` and the entry) for one that parses but names paths it must not."""
         data = json.loads(raw)
         if int(data.get("format", 0)) > FORMAT:
             raise ValueError(f"snapshot format {data.get('format')} is newer than this app "
@@ -109,7 +115,9 @@ class Snapshot:
         data["files"] = tuple(FileEntry(**f) for f in data["files"])
         data["sources"] = tuple(data.get("sources", ()))
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        snapshot = cls(**{k: v for k, v in data.items() if k in known})
+        check_snapshot(snapshot, where)
+        return snapshot
 
     def summary(self) -> dict[str, Any]:
         return {"device_id": self.device_id, "device_name": self.device_name,
@@ -118,6 +126,90 @@ class Snapshot:
                 "tables": {t.name: {"version": t.version, "rows": t.rows} for t in self.tables},
                 "app_version": self.app_version, "schema_version": self.schema_version,
                 "embed_model": self.embed_model}
+
+
+# -- checking a manifest read from the bucket ---------------------------------------------------
+#
+# Restore, verify and remote search turn a manifest's strings into local paths and bucket keys,
+# and anyone who can write to the bucket can write a manifest. So a manifest is checked as a
+# whole when it is read, before anything is downloaded: every name must be one plain path
+# component and every file path must lie inside one of the snapshot's two table folders.
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # one path component, not "." or ".."
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def path_problem(path: object, folders: Iterable[str]) -> str | None:
+    """Why `path` (a manifest's "/"-separated, index-relative file path) is unsafe, or None.
+
+    The rules are those of every platform the app runs on at once, so a manifest written on one
+    cannot do on another what it could not do here (a backslash or a drive letter is harmless
+    on Linux but a path on Windows)."""
+    if not isinstance(path, str):
+        return "is not a text path"
+    if not path:
+        return "is empty"
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        return "contains a control character"
+    if "\\" in path:
+        return "contains a backslash (a Windows path)"
+    if ":" in path:
+        return "contains a colon (a drive letter or a Windows stream name)"
+    if path.startswith("/"):
+        return "is absolute"
+    parts = path.split("/")
+    if "" in parts:
+        return "has an empty component"
+    if any(p in (".", "..") for p in parts):
+        return "has a '.' or '..' component"
+    folders = sorted(folders)
+    if parts[0] not in folders:
+        return f"is outside the snapshot's table folders ({', '.join(folders)})"
+    if len(parts) < 2:
+        return "names a table folder instead of a file in it"
+    return None
+
+
+def check_snapshot(snapshot: Snapshot, where: str = "The snapshot manifest") -> None:
+    """Raise UnsafeSnapshotError naming the first entry that is not safe to use (see above)."""
+
+    def refuse(what: str, value: object, why: str) -> UnsafeSnapshotError:
+        return UnsafeSnapshotError(
+            f"{where} was refused: its {what} {value!r} {why}. A snapshot may only name files "
+            "inside its own table folders, so nothing was downloaded or changed. Someone with "
+            "write access to the bucket may have altered this manifest: check who can write "
+            "to the bucket, then delete the manifest from it.", str(value))
+
+    s = snapshot
+    for what, value in (("snapshot id", s.snapshot_id), ("device id", s.device_id),
+                        ("folder (root)", s.root), ("documents table", s.documents_table),
+                        ("chunks table", s.chunks_table)):
+        if not isinstance(value, str) or not _NAME.match(value):
+            raise refuse(what, value, "is not a plain name (letters, digits, '_', '-', '.')")
+    if s.documents_table == s.chunks_table:
+        raise refuse("chunks table", s.chunks_table, "is also its documents table")
+    folders = {f"{s.documents_table}.lance", f"{s.chunks_table}.lance"}
+    names = [t.name for t in s.tables]
+    if sorted(names) != sorted((s.documents_table, s.chunks_table)):
+        raise refuse("table list", names, f"is not {s.documents_table} and {s.chunks_table}")
+    for t in s.tables:
+        why = path_problem(t.manifest, {f"{t.name}.lance"})
+        if why is None and not t.manifest.startswith(f"{t.name}.lance/_versions/"):
+            why = f"is not in {t.name}.lance/_versions/"
+        if why is not None:
+            raise refuse(f"table manifest path of {t.name}", t.manifest, why)
+    seen: set[str] = set()
+    for f in s.files:
+        why = path_problem(f.path, folders)
+        if why is not None:
+            raise refuse("file path", f.path, why)
+        if f.path in seen:
+            raise refuse("file path", f.path, "is listed twice")
+        seen.add(f.path)
+        if not isinstance(f.size, int) or isinstance(f.size, bool) or f.size < 0:
+            raise refuse(f"size of {f.path}", f.size, "is not a byte count")
+        if not isinstance(f.sha256, str) or not _SHA256.match(f.sha256):
+            raise refuse(f"checksum of {f.path}", f.sha256, "is not a SHA-256 in hex")
 
 
 def new_snapshot_id(now: datetime) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -316,6 +319,83 @@ def test_corrupted_object_is_named_and_refused(cli, home, indexed, moto, bucket,
         assert r.code == 1 and victim.path in r.out
 
 
+def tree(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_manifest_with_unsafe_paths_is_refused_and_nothing_is_written(cli, home, indexed, moto,
+                                                                         bucket, tmp_path):
+    out = json.loads(cli.ok("backup", "--json").out)
+    device = out["device_id"]
+    prefix = f"lancedb-sync/devices/{device}/"
+    key = f"{prefix}snapshots/{out['snapshot_id']}.json"
+    original = json.loads(s3(moto).get_object(Bucket=bucket, Key=key)["Body"].read())
+    index = home / "data" / "index"
+    before = tree(index)
+    elsewhere = tmp_path / "elsewhere"
+    body = b"planted by someone who can write to the bucket\n"
+    planted = {"path": "", "size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+    def plant_file(path):
+        def mutate(m):
+            m["files"].append({**planted, "path": path})
+            # The object exists too, so a restore that trusted the path would write it.
+            s3(moto).put_object(Bucket=bucket, Key=f"{prefix}{m['root']}/{path}", Body=body)
+        return mutate
+
+    cases = [(path, plant_file(path)) for path in (
+        str(tmp_path / "planted-absolute.txt"),
+        "processed_documents.lance/../../../../planted-dotdot.txt",
+        "processed_documents.lance\\..\\..\\planted-backslash.txt",
+        "C:/planted-drive.txt",
+        "processed_documents.lance//data/planted-empty.lance",
+        "other.lance/data/planted-other.lance",
+    )] + [
+        ("../../../planted-id", lambda m: m.update(snapshot_id="../../../planted-id")),
+        ("/tmp/planted.manifest", lambda m: m["tables"][0].update(
+            manifest="/tmp/planted.manifest")),
+    ]
+    restores = (("restore", "--force"), ("restore", "--to", str(elsewhere)))
+    # Every command that reads manifests refuses the first case; the restores, every case.
+    others = (("backup", "verify"), ("search", "--snapshot", device, "quokka"), ("snapshots",),
+              ("backup",))
+    for i, (entry, mutate) in enumerate(cases):
+        manifest = copy.deepcopy(original)
+        mutate(manifest)
+        s3(moto).put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+        for args in restores + (others if i == 0 else ()):
+            r = cli(*args)
+            assert r.code == 1, (entry, args, r)
+            assert repr(entry) in r.err and key in r.err, (entry, args, r.err)
+            assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err, r.err
+        assert not [p for p in tmp_path.rglob("*") if "planted" in p.name], entry
+        assert not [p for p in tmp_path.rglob("*") if ".restoring-" in p.name], entry
+        assert not elsewhere.exists()
+        assert tree(index) == before, entry
+    # The untouched manifest restores: what failed above was the planted entries alone.
+    s3(moto).put_object(Bucket=bucket, Key=key, Body=json.dumps(original).encode())
+    cli.ok("restore", "--to", str(elsewhere))
+    assert tree(elsewhere).items() <= before.items()  # a snapshot leaves old manifests out
+
+
+def test_restore_refuses_to_follow_a_link_out_of_its_staging_folder(cli, home, indexed, bucket,
+                                                                    tmp_path):
+    out = json.loads(cli.ok("backup", "--json").out)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    staging = tmp_path / f".elsewhere.restoring-{out['snapshot_id']}"
+    staging.mkdir()
+    (staging / "processed_documents.lance").symlink_to(outside, target_is_directory=True)
+    r = cli("restore", "--to", str(tmp_path / "elsewhere"))
+    assert r.code == 1 and "outside the staging folder" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert [p.name for p in outside.iterdir()] == ["keep.txt"]
+    assert not staging.exists() and not (tmp_path / "elsewhere").exists()
+    cli.ok("restore", "--to", str(tmp_path / "elsewhere"))  # a fresh attempt is not hindered
+
+
 def test_prune_keeps_every_file_a_kept_snapshot_needs(cli, home, indexed, moto, bucket,
                                                       tmp_path):
     refs = []
@@ -373,6 +453,44 @@ def test_wrong_secret_and_missing_permission_are_named(home, indexed, moto, buck
         assert "s3:DeleteObject" in checks["delete"].message
     finally:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = old
+
+
+def test_debug_log_holds_no_credentials_and_is_private(cli, home, indexed, bucket,
+                                                        monkeypatch):
+    key_id = "ASIA" + uuid.uuid4().hex[:16].upper()
+    secret = f"{uuid.uuid4().hex}/{uuid.uuid4().hex[:8]}+Sec"
+    token = f"FwoGZXIvYXdzE{uuid.uuid4().hex}/{uuid.uuid4().hex}+{uuid.uuid4().hex}=="
+    for name, value in (("AWS_ACCESS_KEY_ID", key_id), ("AWS_SECRET_ACCESS_KEY", secret),
+                        ("AWS_SESSION_TOKEN", token), ("LANCEDB_SYNC_LOG_LEVEL", "debug")):
+        monkeypatch.setenv(name, value)
+    log = home / "logs" / "lancedb-sync.log"
+
+    # With the libraries' debug output let through, every request is logged in full: the
+    # places the credentials travel (headers, the canonical request, the signature) are there,
+    # their values are not. No time limit: a loaded machine may be slow.
+    r = cli.subprocess("backup", env={"LANCEDB_SYNC_DEBUG_LIBRARIES": "1"}, timeout=None)
+    assert r.returncode == 0, r.stderr
+    text = log.read_text()
+    assert re.search(r" DEBUG botocore\.\S+: .*Authorization", text)
+    assert re.search(r"(?i)x-amz-security-token", text)
+    from urllib.parse import quote
+
+    for value in (key_id, secret, token, quote(secret, safe=""), quote(token, safe="")):
+        assert value not in text
+    assert "[REDACTED]" in text
+    assert log.stat().st_mode & 0o777 == 0o600
+    assert log.parent.stat().st_mode & 0o777 == 0o700
+
+    # Level debug alone keeps those libraries at INFO.
+    size = log.stat().st_size
+    r = cli.subprocess("backup", timeout=None)
+    assert r.returncode == 0, r.stderr
+    with log.open() as fh:
+        fh.seek(size)
+        tail = fh.read()
+    assert "backup " in tail  # this run's own lines are there…
+    assert not re.search(r" DEBUG (botocore|boto3|s3transfer|urllib3)\b", tail)  # …not theirs
+    assert all(v not in tail for v in (key_id, secret, token))
 
 
 def test_lease_held_by_another_machine(cli, home, indexed, moto, bucket):

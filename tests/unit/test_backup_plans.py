@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.backup.errors import BackupConfigError
+from app.backup.errors import BackupConfigError, UnsafeSnapshotError
 from app.backup.identity import load_device
 from app.backup.s3 import S3Settings
 from app.backup.snapshot import (
@@ -73,13 +75,68 @@ def test_unreferenced_spares_every_file_of_a_kept_snapshot():
                                            "index/t.lance/data/old.lance"]
 
 
+SHA = "ab" * 32
+
+
+def valid_snap(files=("docs.lance/data/a.lance",)):
+    return replace(snap("20261130T120000Z-1a2b", NOW, [f(p, 3, SHA) for p in files]), tables=(
+        TableEntry("docs", 3, 10, "docs.lance/_versions/3.manifest"),
+        TableEntry("chunks", 5, 40, "chunks.lance/_versions/5.manifest")))
+
+
 def test_manifest_round_trip_and_newer_format_refused():
-    s = snap("s1", NOW, [f("t.lance/data/a.lance", 3, "abc")])
+    s = valid_snap()
     assert Snapshot.from_json(s.to_json()) == s
     assert s.total_bytes == 3 and s.created == NOW
     newer = s.to_json().replace(b'"format": 1', b'"format": 99')
     with pytest.raises(ValueError, match="newer"):
         Snapshot.from_json(newer)
+
+
+@pytest.mark.parametrize("bad", [
+    "/etc/cron.d/evil", "docs.lance/../../evil", "..", "docs.lance/./data/a.lance",
+    "docs.lance\\..\\..\\evil", "C:/Windows/evil.dll", "c:evil", "docs.lance//data/a.lance",
+    "docs.lance/data/", "", "other.lance/data/a.lance", "docs.lance", "data/a.lance",
+    "docs.lance/data/a\x00.lance",
+])
+def test_manifest_with_an_unsafe_file_path_is_refused_naming_it(bad):
+    raw = valid_snap(["chunks.lance/data/ok.lance", bad]).to_json()
+    with pytest.raises(UnsafeSnapshotError) as info:
+        Snapshot.from_json(raw, "The snapshot manifest s3://b/k.json")
+    assert info.value.entry == bad
+    assert repr(bad) in str(info.value) and "s3://b/k.json" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("snapshot_id", "../../x"), ("device_id", "a/b"), ("root", ".."),
+    ("documents_table", "../docs"), ("chunks_table", "docs"),
+])
+def test_manifest_with_an_unsafe_name_is_refused(field, value):
+    data = json.loads(valid_snap().to_json())
+    data[field] = value
+    with pytest.raises(UnsafeSnapshotError) as info:
+        Snapshot.from_json(json.dumps(data))
+    assert info.value.entry == value
+
+
+def test_manifest_with_an_unsafe_table_entry_or_file_record_is_refused():
+    def refused(mutate):
+        data = json.loads(valid_snap().to_json())
+        mutate(data)
+        with pytest.raises(UnsafeSnapshotError) as info:
+            Snapshot.from_json(json.dumps(data))
+        return info.value.entry
+
+    assert refused(lambda d: d["tables"][0].update(manifest="/tmp/x.manifest")) == \
+        "/tmp/x.manifest"
+    assert refused(lambda d: d["tables"][0].update(manifest="docs.lance/data/a.lance")) == \
+        "docs.lance/data/a.lance"
+    assert refused(lambda d: d["tables"].pop()) == "['docs']"
+    assert refused(lambda d: d["files"].append(dict(d["files"][0]))) == \
+        "docs.lance/data/a.lance"
+    assert refused(lambda d: d["files"][0].update(sha256="../x")) == "../x"
+    assert refused(lambda d: d["files"][0].update(size=-1)) == "-1"
 
 
 def test_manifest_names_and_table_files(tmp_path):

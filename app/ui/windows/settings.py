@@ -203,9 +203,8 @@ class SettingsWindow(QWidget):
         self.c.spawn(self.save(values))
 
     async def save(self, values: dict[str, Any], *, reembed: bool = False) -> None:
-        import logging
-
         from app.config import ConfigError, save_values
+        from app.logsetup import set_level
 
         self.apply_button.setEnabled(False)
         try:
@@ -217,7 +216,7 @@ class SettingsWindow(QWidget):
                 return
             if self.autostart.isChecked() != self.c.autostart_on:
                 self.c.set_autostart(self.autostart.isChecked())
-            logging.getLogger().setLevel(settings.values["log_level"].upper())
+            set_level(settings.values["log_level"])  # keeps the library loggers capped
             changed = {k for k, v in settings.values.items() if before.get(k) != v}
             if reembed:
                 self.banner.show_message("Re-embedding the index… search keeps working.", "info")
