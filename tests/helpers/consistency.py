@@ -20,7 +20,7 @@ def read_index(index_dir: Path) -> tuple[list[dict], list[dict]]:
     if DOCS not in names:
         return [], []
     docs = db.open_table(DOCS).search().select(
-        ["doc_uid", "status", "content_hash", "chunk_count", "version_token", "native_id"]) \
+        ["doc_uid", "status", "content_hash", "chunk_count", "version_token", "native_id", "uri"]) \
         .limit(None).to_arrow().to_pylist()
     chunks = db.open_table(CHUNKS).search() \
         .select(["chunk_id", "doc_uid", "content_hash"]).limit(None).to_arrow().to_pylist()

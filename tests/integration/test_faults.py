@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -220,11 +218,3 @@ def test_a_fault_fires_exactly_once_per_process(monkeypatch):
     faults.fault("after-chunks")  # a retry in the same process gets past it
     faults.fault("after-documents")
 
-
-def _wait(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
