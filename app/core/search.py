@@ -71,31 +71,53 @@ class Searcher:
         if where is None:
             return []  # the filters match no document at all
         fetch = max(k * 4, 20)
+        while True:
+            hits, exhausted = self._ranked(query, k, mode, where, fetch)
+            # Too few visible documents among the candidates: look further down the lists.
+            if len(hits) >= k or exhausted or fetch >= 4096:
+                return hits
+            fetch *= 4
+
+    def _ranked(self, query: str, k: int, mode: Mode, where: str,
+                fetch: int) -> tuple[list[SearchHit], bool]:
         ranked: dict[str, float] = {}
         rows: dict[str, dict[str, Any]] = {}
+        exhausted = True
         if mode in ("vector", "hybrid"):
-            self._fuse(self._vector(query, fetch, where), ranked, rows, mode == "vector")
+            found = self._vector(query, fetch, where)
+            exhausted &= len(found) < fetch
+            self._fuse(found, ranked, rows, mode == "vector")
         if mode in ("fts", "hybrid"):
-            self._fuse(self._fts(query, fetch, where), ranked, rows, mode == "fts")
+            found = self._fts(query, fetch, where)
+            exhausted &= len(found) < fetch
+            self._fuse(found, ranked, rows, mode == "fts")
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         for cid, score in ranked.items():
             row = rows[cid]
             uid = row["doc_uid"]
             if uid not in best or score > best[uid][0]:
                 best[uid] = (score, row)
-        order = sorted(best.values(), key=lambda t: t[0], reverse=True)[:k]
+        order = sorted(best.values(), key=lambda t: t[0], reverse=True)
         docs = self._documents([row["doc_uid"] for _, row in order])
         terms = _terms(query)
         hits = []
         for score, row in order:
-            doc = docs.get(row["doc_uid"], {})
+            doc = docs.get(row["doc_uid"])
+            # The readers' rule of docs/data-model.md: a chunk is visible only while its
+            # document row is indexed and names the chunk's version. Anything else is a batch
+            # in flight or left by an interrupted one, and is not a result.
+            if doc is None or doc["status"] != "indexed" or \
+                    doc["content_hash"] != row["content_hash"]:
+                continue
             hits.append(SearchHit(
                 doc_uid=row["doc_uid"], source_id=row["source_id"],
                 title=doc.get("title") or row["doc_uid"], uri=doc.get("uri") or "",
                 snippet=make_snippet(row["text"], terms), page=row.get("page"),
                 heading=row.get("heading") or "", score=round(float(score), 6),
                 chunk_id=row["chunk_id"], mime=doc.get("mime") or ""))
-        return hits
+            if len(hits) == k:
+                break
+        return hits, exhausted
 
     # -- ranking ------------------------------------------------------------------------------
 
@@ -115,7 +137,7 @@ class Searcher:
             else:
                 ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
 
-    _COLUMNS = ("chunk_id", "doc_uid", "source_id", "text", "page", "heading")
+    _COLUMNS = ("chunk_id", "doc_uid", "source_id", "text", "page", "heading", "content_hash")
 
     def _vector(self, query: str, limit: int, where: str) -> list[dict[str, Any]]:
         if self.embedder is None:
@@ -180,8 +202,8 @@ class Searcher:
     def _documents(self, uids: list[str]) -> dict[str, dict[str, Any]]:
         if not uids:
             return {}
-        rows = self.store.document_rows(["doc_uid", "title", "uri", "mime"],
-                                        f"doc_uid IN {sql_in(uids)}").to_pylist()
+        rows = self.store.document_rows(["doc_uid", "title", "uri", "mime", "status",
+                                         "content_hash"], f"doc_uid IN {sql_in(uids)}").to_pylist()
         return {r["doc_uid"]: r for r in rows}
 
 
