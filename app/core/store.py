@@ -15,6 +15,7 @@ Only one writer (one process, one thread) writes; readers never block it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,6 +51,9 @@ UNINDEXED_FRACTION = 0.05
 # Old versions serve readers that opened the table before a commit; minutes are plenty.
 KEEP_VERSIONS_FOR = timedelta(minutes=10)
 PRUNE_ALL_KEEP = timedelta(minutes=1)
+
+
+_CLUSTERS_FORMED = re.compile(r"could only form (\d+) non-empty clusters")
 
 
 class StoreError(Exception):
@@ -474,6 +478,21 @@ class Store:
         dim = self.index_model[1]
         partitions = max(1, min(4096, int(np.sqrt(n))))
         sub_vectors = max(1, dim // 8)
+        try:
+            self._create_ivf_pq(partitions, sub_vectors)
+        except Exception as exc:
+            # Many identical chunks (the same boilerplate in thousands of files) give k-means
+            # fewer distinct clusters than partitions; Lance says how many it found. Train
+            # with that many instead of failing on every pass.
+            found = _CLUSTERS_FORMED.search(str(exc))
+            if found is None or int(found.group(1)) >= partitions:
+                raise
+            fewer = max(1, int(found.group(1)))
+            log.info("vector index: %d partitions requested, data supports %d", partitions,
+                     fewer)
+            self._create_ivf_pq(fewer, sub_vectors)
+
+    def _create_ivf_pq(self, partitions: int, sub_vectors: int) -> None:
         self.chunks.create_index("vector", config=IvfPq(distance_type="cosine",
                                                          num_partitions=partitions,
                                                          num_sub_vectors=sub_vectors))

@@ -500,14 +500,16 @@ class Indexer:
         except Exception as exc:
             log.warning("index maintenance failed: %s", exc, exc_info=True)
             actions = {"errors": {"maintenance": one_line(exc)}}
-        errors = actions.get("errors", {})
+        errors = dict(actions.get("errors", {}))
+        if not vector_ok and "vector_index" in record.get("errors", {}):
+            errors.setdefault("vector_index", record["errors"]["vector_index"])  # still owed
         if errors:
-            record = {**record, "errors": errors, "at": time.time()}
-            if "vector_index" in errors:
+            if "vector_index" in actions.get("errors", {}):
                 record.update(vector_retry_at=time.time() + 3600, vector_rows=rows)
+            record = {**record, "errors": errors, "at": time.time()}
             if report is not None:
                 report.maintenance_errors = [f"{k}: {v}" for k, v in errors.items()]
-        elif record:
+        else:
             record = {}
         self.state.set_meta("maintenance", json.dumps(record))
         # Maintenance rewrites files, not rows: the mirror still holds every row. Record the
