@@ -110,6 +110,9 @@ FIELDS: tuple[FieldSpec, ...] = (
               "Characters of overlap between neighbouring chunks", 0, 5000),
     FieldSpec("max_file_mb", "LANCEDB_SYNC_MAX_FILE_MB", "float", 100.0,
               "Files larger than this are skipped, in MB", 0.001, 100000),
+    FieldSpec("max_text_mb", "LANCEDB_SYNC_MAX_TEXT_MB", "float", 20.0,
+              "Files whose text is longer than this many million characters are skipped "
+              "(bounds the memory one document takes)", 0.01, 100000),
     FieldSpec("parse_timeout", "LANCEDB_SYNC_PARSE_TIMEOUT", "float", 60.0,
               "Seconds one file may take to parse before it is marked failed", 0.5, 3600),
     FieldSpec("parse_memory_mb", "LANCEDB_SYNC_PARSE_MEMORY_MB", "int", 1536,

@@ -41,7 +41,8 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return vectors / norms
+    vectors /= norms  # in place: a big document's vectors are not copied again
+    return vectors
 
 
 class WordLlamaEmbedder:
@@ -259,6 +260,9 @@ class EmbeddingCache:
         self._db.close()
 
 
+EMBED_SLICE = 4096
+
+
 class CachedEmbedder:
     """Looks each text up by hash first; embeds only the misses, each distinct text once."""
 
@@ -277,19 +281,28 @@ class CachedEmbedder:
 
     def embed(self, texts: Sequence[str], hashes: Sequence[str]) -> np.ndarray:
         dim = self.embedder.dim
-        found = self.cache.get_many(self.model_id, hashes, dim) if self.cache else {}
-        missing: dict[str, str] = {}
-        for text, h in zip(texts, hashes, strict=True):
-            if h not in found and h not in missing:
-                missing[h] = text
-        if missing:
-            vectors = self.embedder.embed(list(missing.values()))
-            fresh = dict(zip(missing.keys(), vectors, strict=True))
-            self.embedded += len(fresh)
-            if self.cache:
-                self.cache.put_many(self.model_id, fresh)
-            found.update(fresh)
         out = np.empty((len(texts), dim), dtype=np.float32)
-        for i, h in enumerate(hashes):
-            out[i] = found[h]
+        # In slices, so a document of 100,000 chunks holds one slice's lookups and new vectors
+        # at a time besides the result, not three copies of everything.
+        done: dict[str, np.ndarray] = {}
+        for start in range(0, len(texts), EMBED_SLICE):
+            part = hashes[start:start + EMBED_SLICE]
+            found = self.cache.get_many(self.model_id, part, dim) if self.cache else {}
+            missing: dict[str, str] = {}
+            for text, h in zip(texts[start:start + EMBED_SLICE], part, strict=True):
+                if h not in found and h not in missing and h not in done:
+                    missing[h] = text
+            if missing:
+                vectors = self.embedder.embed(list(missing.values()))
+                fresh = dict(zip(missing.keys(), vectors, strict=True))
+                self.embedded += len(fresh)
+                if self.cache:
+                    self.cache.put_many(self.model_id, fresh)
+                found.update(fresh)
+            for i, h in enumerate(part, start):
+                vector = found.get(h)
+                out[i] = vector if vector is not None else done[h]
+            # Texts repeated across slices (boilerplate) are embedded once per document.
+            if len(texts) > EMBED_SLICE:
+                done.update((h, out[i]) for i, h in enumerate(part, start))
         return out

@@ -223,9 +223,17 @@ class Store:
                     new -= present
                     replace_chunks_of = [*replace_chunks_of, *sorted(present)]
             uids = chunks.column("doc_uid").to_pylist()
-            mask = pa.array([u in new for u in uids])
-            appended = chunks.filter(mask)
-            merged = chunks.filter(pc.invert(mask))
+            flags = [u in new for u in uids]
+            # A filter copies the table; a batch that is all new or all replaced (the usual
+            # case, and the one with the biggest documents) is passed on as it is.
+            if all(flags):
+                appended, merged = chunks, chunks.slice(0, 0)
+            elif not any(flags):
+                appended, merged = chunks.slice(0, 0), chunks
+            else:
+                mask = pa.array(flags)
+                appended = chunks.filter(mask)
+                merged = chunks.filter(pc.invert(mask))
             if appended.num_rows:
                 self.chunks.add(appended)
                 result.chunks_inserted += appended.num_rows

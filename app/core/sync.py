@@ -620,6 +620,7 @@ class Indexer:
                      work: list[tuple[SourceItem, KnownDocument | None]],
                      hashes: dict[str, str], report: SyncReport, scan_ns: int) -> None:
         max_bytes = int(self.settings.max_file_mb * 1_000_000)
+        max_chars = int(self.settings.max_text_mb * 1_000_000)
         total = len(work)
         pool = self.pool
         checksum = self.settings.checksum_enabled
@@ -671,6 +672,12 @@ class Indexer:
                 if checksum and not digest:
                     digest = hash_file(path)
                 extracted = pool.extract(path, max_bytes=max_bytes)
+                if extracted.char_count > max_chars:
+                    raise ExtractionError("too_large", (
+                        f"This file holds {extracted.char_count / 1e6:.1f} million characters "
+                        f"of text, more than the {self.settings.max_text_mb:g} million one "
+                        "document may hold, so it was skipped; raise max_text_mb "
+                        "(LANCEDB_SYNC_MAX_TEXT_MB) to index it."))
                 after = source.refresh(item)
                 if after.version_token == item.version_token:
                     if not checksum:
@@ -759,6 +766,9 @@ class Indexer:
             out.extracted = None
             return 0
         out.chunks = pieces
+        # The chunks hold the text now; keep only what the document row needs of the rest.
+        ex = out.extracted
+        out.extracted = Extracted((), ex.mime, ex.title, ex.metadata)
         return len(pieces)
 
     def _prepare(self, config: SourceConfig, batch: _Batch, report: SyncReport) -> _Prepared:
