@@ -92,6 +92,8 @@ def describe_event(ev: Event) -> str | None:
     if ev.kind == "health":
         problems = "; ".join(c["detail"] for c in d["checks"])
         return f"health: {d['status']}" + (f": {problems}" if problems else "")
+    if ev.kind == "state" and d.get("state") == "paused" and d.get("reason"):
+        return f"{who}: holding: {d['reason']}"
     if ev.kind == "clock_jump":
         return f"clock jumped by {d['seconds']} s (sleep/resume?): checking every source"
     return None
@@ -105,11 +107,28 @@ class LogLines:
         self._last_progress: dict[str | None, float] = {}
 
     async def run(self, service: Any) -> None:
+        # What was decided while the service started (a hold, a failing check) happened before
+        # this view listened: say it first.
+        for line in self.opening(service.get_status()):
+            print(f"{time.strftime('%H:%M:%S')} {line}", file=self.out, flush=True)
         async for ev in service.events.stream():
             line = self.line(ev)
             if line:
                 stamp = time.strftime("%H:%M:%S", time.localtime(ev.at))
                 print(f"{stamp} {line}", file=self.out, flush=True)
+
+    @staticmethod
+    def opening(status: dict[str, Any]) -> list[str]:
+        lines = []
+        health = status.get("health") or {}
+        checks = [c for c in health.get("checks", []) if c["status"] != "ok"]
+        if checks:
+            lines.append(f"health: {health.get('status')}: "
+                         + "; ".join(c["detail"] for c in checks))
+        reasons = {s["waiting"] for s in status.get("sources", []) if s.get("waiting")}
+        said = " ".join(lines)
+        lines.extend(f"holding: {r}" for r in sorted(reasons) if r not in said)
+        return lines
 
     def line(self, ev: Event) -> str | None:
         if ev.kind == "progress":

@@ -375,3 +375,19 @@ def test_mirror_matches_after_every_kind_of_change(cli, home, three):
     assert_mirror_matches(home)
     with sqlite3.connect(home / "data" / "state" / "sync-state.sqlite3") as db:
         assert db.execute("SELECT value FROM meta WHERE key='dirty'").fetchone()[0] == "0"
+
+
+def test_run_plain_says_why_it_is_holding_on_a_nearly_full_disk(cli, home, docs):
+    (docs / "a.md").write_text("# A\n\ntext\n")
+    cli.ok("sources", "add", "local", str(docs), "--id", "d")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--home", str(home), "run", "--plain", "--no-watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "LANCEDB_SYNC_MIN_FREE_DISK_MB": "1048576"})
+    try:
+        line = proc.stdout.readline()  # the first thing it says
+        assert "MB free on the index's disk" in line and "held" in line, line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in err
