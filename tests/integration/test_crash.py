@@ -87,25 +87,57 @@ def test_kill_between_commit_steps(corpus, tmp_path, fault):
     check_truth(home, truth)
 
 
+def _committed(home) -> int:
+    try:
+        with sqlite3.connect(home / "data" / "state" / "sync-state.sqlite3") as db:
+            return db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 @pytest.mark.slow
-def test_kill_at_random_times_then_resume(corpus, tmp_path):
-    root, truth = corpus
+def test_kill_at_random_times_then_resume(tmp_path):
+    """Three kills, each at a random moment after that run has committed something and while
+    it is still running (checked, so the test cannot pass without a kill mid-sync)."""
+    from tests.helpers.consistency import assert_same_index
+    from tests.helpers.service import write_notes
+
+    n = 2000
+    root = tmp_path / "corpus"
+    write_notes(root, n, paragraphs=3)
+    truth = tmp_path / "truth"
+    run(truth, "sources", "add", "local", str(root), "--id", "c")
+    assert run(truth, "sync").returncode == 0
     home = tmp_path / "home"
     run(home, "sources", "add", "local", str(root), "--id", "c")
-    for delay in (3.0, 4.5, 6.0):
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(3):
+        before = _committed(home)
         proc = subprocess.Popen(
             [sys.executable, "-m", "app", "--home", str(home), "sync"], cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 300
+        while _committed(home) <= before and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.8))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
         proc.wait()
+        if _committed(home) >= n:
+            break
+    assert kills >= 2, "the syncs finished before they could be killed"
+    assert _committed(home) < n or kills == 3
     r = run(home, "sync", "--json")
     assert r.returncode == 0, r.stderr
-    check_truth(home, truth)
-    # And the next pass finds nothing to do.
+    assert_same_index(home / "data" / "index", truth / "data" / "index")
+    # And the next pass finds nothing to do; `check` agrees.
     r = run(home, "sync", "--json")
     assert '"added": 0' in r.stdout and '"modified": 0' in r.stdout
+    assert run(home, "check").returncode == 0
 
 
 @pytest.mark.slow
