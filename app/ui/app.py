@@ -190,6 +190,26 @@ class TrayApp(QObject):
             await asyncio.gather(*pending, return_exceptions=True)
         QApplication.instance().quit()
 
+    def dispose(self) -> None:
+        """Destroy the tray icon, the windows and the dialogs now, once the loop has stopped.
+
+        Left to the garbage collector they would go during interpreter shutdown, beside or
+        after the QApplication and in no set order, which is where Qt bindings crash at exit.
+        The controller itself is the caller's to delete.
+        """
+        self._poll.stop()
+        self._refresh_timer.stop()
+        self.bridge.detach()
+        objects: list[QObject] = [*self.windows.values(), *self._dialogs]
+        self.windows.clear()
+        self._dialogs.clear()
+        if self.tray is not None:
+            self.tray.hide()
+            objects += [self.tray, self.tray.menu]
+            self.tray = None
+        for obj in objects:
+            _delete(obj)
+
     # -- status ---------------------------------------------------------------------------------
 
     @property
@@ -450,6 +470,30 @@ class TrayApp(QObject):
         tmp.replace(path)
 
 
+def _delete(obj: QObject) -> None:
+    """Destroy a Qt object's C++ side now (not via deleteLater, which needs a running loop)."""
+    import shiboken6
+
+    if shiboken6.isValid(obj):
+        if isinstance(obj, QWidget):
+            obj.close()
+        shiboken6.delete(obj)
+
+
+def shut_down_qt(qapp: QApplication, *objects: QObject) -> None:
+    """Tear Qt down in order while the interpreter is still whole: `objects` (controllers and
+    the like), then any top-level widget still around, then the QApplication itself.
+
+    A QApplication left to interpreter shutdown is destroyed after modules and wrappers it
+    relies on are half gone, and widgets outliving it crash when they go.
+    """
+    for obj in objects:
+        _delete(obj)
+    for widget in QApplication.topLevelWidgets():
+        _delete(widget)
+    qapp.shutdown()  # PySide's explicit QApplication destructor; the wrapper becomes invalid
+
+
 def tomorrow_morning(now: dt.datetime | None = None, hour: int = 8) -> dt.datetime:
     now = now or dt.datetime.now().astimezone()
     return (now + dt.timedelta(days=1)).replace(hour=hour, minute=0, second=0, microsecond=0)
@@ -470,11 +514,22 @@ def run_tray(settings: Any, *, home: str | None = None, window: str | None = Non
               "to date without one, run 'lancedb-sync run'.", file=sys.stderr)
         return 1
 
+    existing = QApplication.instance()
+    qapp = existing if isinstance(existing, QApplication) else QApplication(
+        argv or [sys.argv[0]])
+    try:
+        return _run_tray(qapp, settings, home, window, started)
+    finally:
+        if existing is None:  # ours to end, before interpreter shutdown would
+            shut_down_qt(qapp)
+
+
+def _run_tray(qapp: QApplication, settings: Any, home: str | None, window: str | None,
+              started: float) -> int:
     import qasync
 
     from app.ui.single_instance import SingleInstance, send_to_running, server_name
 
-    qapp = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     qapp.setApplicationName("LanceDB Sync")
     qapp.setApplicationVersion(__version__)
     qapp.setDesktopFileName("lancedb-sync")
@@ -494,7 +549,8 @@ def run_tray(settings: Any, *, home: str | None = None, window: str | None = Non
     controller = TrayApp(settings, home=home)
     instance.message.connect(lambda msg: controller.show_window(
         [*msg.split(), "progress"][1] if msg.startswith("show") else "progress"))
-    _install_excepthook(controller)
+    previous_hook = _install_excepthook(controller)
+    previous_handlers: dict[int, Any] = {}
 
     async def main() -> int:
         from app.ui.tray import Tray
@@ -512,7 +568,7 @@ def run_tray(settings: Any, *, home: str | None = None, window: str | None = Non
             qapp.setQuitOnLastWindowClosed(True)
             controller.show_window(window or "progress")
         controller.spawn(controller.start())
-        _quit_on_signals(controller)
+        previous_handlers.update(_quit_on_signals(controller))
         log.info("tray ready in %.2f s (pid %d)", time.monotonic() - started, os.getpid())
         await stopped.wait()
         if not controller.quitting:  # closed by the session or the last window: stop cleanly
@@ -531,28 +587,46 @@ def run_tray(settings: Any, *, home: str | None = None, window: str | None = Non
             return loop.run_until_complete(main())
     finally:
         asyncio.set_event_loop(None)
+        # Nothing may reach the controller once its widgets are gone: a late SIGTERM or an
+        # uncaught exception would otherwise try to show a dialog with no QApplication.
+        _restore_signals(previous_handlers)
+        sys.excepthook = previous_hook
         instance.close()
+        controller.dispose()
+        for obj in (instance, controller):
+            _delete(obj)
 
 
-def _quit_on_signals(controller: TrayApp) -> None:
+def _quit_on_signals(controller: TrayApp) -> dict[int, Any]:
     """SIGTERM / SIGINT (logout, `kill`, Ctrl-C in a terminal) quit as gracefully as the menu.
     Python runs signal handlers only between bytecodes, so a timer gives it regular chances
-    while Qt waits in C++."""
+    while Qt waits in C++. Returns the handlers it replaced."""
     import signal
 
     def handler(signum: int, frame: Any) -> None:
         log.info("signal %d: quitting", signum)
         controller.spawn(controller.quit())
 
+    previous: dict[int, Any] = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(ValueError, OSError):
-            signal.signal(sig, handler)
+            previous[sig] = signal.signal(sig, handler)
     timer = QTimer(controller, interval=250)
     timer.timeout.connect(lambda: None)
     timer.start()
+    return previous
 
 
-def _install_excepthook(controller: TrayApp) -> None:
+def _restore_signals(previous: dict[int, Any]) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(sig, handler)
+
+
+def _install_excepthook(controller: TrayApp) -> Callable[..., Any]:
+    """Show uncaught exceptions in a dialog; returns the hook it replaced."""
     previous = sys.excepthook
 
     def hook(etype: Any, value: Any, tb: Any) -> None:
@@ -566,4 +640,4 @@ def _install_excepthook(controller: TrayApp) -> None:
                                   f"{controller.settings.paths.log_dir}")
 
     sys.excepthook = hook
-
+    return previous

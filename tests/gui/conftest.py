@@ -170,12 +170,16 @@ def locked_secret_service(tmp_path):
 
 @pytest.fixture(scope="session")
 def qapp(display):
-    """The QApplication, created only once the X server is up."""
+    """The QApplication, created only once the X server is up, and destroyed (after every
+    widget still around) before the X server is stopped and the interpreter shuts down."""
     from PySide6.QtWidgets import QApplication
+
+    from app.ui.app import shut_down_qt
 
     app = QApplication.instance() or QApplication(["lancedb-sync-tests"])
     app.setQuitOnLastWindowClosed(False)
     yield app
+    shut_down_qt(app)
 
 
 @pytest.fixture(scope="session")

@@ -140,6 +140,8 @@ def test_without_a_tray_host_the_progress_window_opens_instead(tmp_path, display
 
 
 def test_index_busy_in_another_process_leaves_the_tray_up_and_says_why(tmp_path, run):
+    import shiboken6
+
     from app.config import load_settings
     from app.core.lock import WriterLock
     from app.ui.app import TrayApp
@@ -160,6 +162,5 @@ def test_index_busy_in_another_process_leaves_the_tray_up_and_says_why(tmp_path,
             assert "another LanceDB Sync process" in window.banner.label.text()
             assert not window.sync_button.isEnabled()
         finally:
-            app.tray.hide()
-            for w in app.windows.values():
-                w.close()
+            app.dispose()
+            shiboken6.delete(app)

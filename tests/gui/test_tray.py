@@ -11,6 +11,7 @@ import shutil
 import time
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
 from PySide6.QtTest import QTest
@@ -133,9 +134,8 @@ def tray(env, run, urls, secret_service):
     run(app.start())
     yield app
     run(app.stop_service())
-    for w in app.windows.values():
-        w.close()
-    app.tray.hide()
+    app.dispose()
+    shiboken6.delete(app)
 
 
 def menu_actions(tray) -> dict[str, QAction]:

@@ -166,35 +166,56 @@ def test_cancel_mid_pass_keeps_the_index_consistent_and_the_next_pass_resumes(tm
     async def first():
         service = Service(settings, watch=False)
         rec = Recorder(service)
+        finished = asyncio.Event()
+
+        def steer(event):
+            if (event.kind == "progress" and event.data["phase"] == "indexing"
+                    and event.data["done"] > 0):
+                # Published on the pass's writer thread right after a batch committed; the
+                # cancel is a threading.Event, so setting it here stops the pass with some of
+                # the folder committed and most of it not, however slow the machine.
+                service.cancel_current()
+            elif event.kind == "sync_finished" and not finished.is_set():
+                # The service re-queues a cancelled pass and would start it again at once.
+                # Callbacks run on the publisher's thread, and the service publishes this on
+                # its loop before it picks the next job: pausing here holds the re-queued pass
+                # before it can commit anything.
+                service.pause()
+                finished.set()
+
+        service.events.subscribe(steer)
         await service.start()
         try:
-            assert await wait_for(lambda: any(
-                e.data["done"] > 0 for e in rec.of("progress", phase="indexing")), timeout=60)
-            service.cancel_current()
-            assert await wait_for(lambda: rec.of("sync_finished"), timeout=30)
+            await asyncio.wait_for(finished.wait(), timeout=300)
             report = rec.of("sync_finished")[0].data["report"]
             assert report["cancelled"] is True
             assert 0 < report["added"] < 1500
-            # The cancelled pass stays queued, but pausing keeps it from running again here.
-            service.pause()
+            status = service.get_status()
+            assert status["paused"] and status["queue"]["full_passes"] == 1  # still queued
         finally:
             await service.stop()
+        assert len(rec.of("sync_finished")) == 1  # the re-queued pass never ran here
         return report["added"]
 
     async def second():
         service = Service(settings, watch=False)
         rec = Recorder(service)
+        finished = asyncio.Event()
+        unsubscribe = service.events.subscribe(
+            lambda e: finished.set() if e.kind == "sync_finished" else None)
         await service.start()
         service.resume()
         try:
-            assert await wait_for(lambda: rec.of("sync_finished"), timeout=120)
+            await asyncio.wait_for(finished.wait(), timeout=300)
         finally:
+            unsubscribe()
             await service.stop()
         return rec.of("sync_finished")[0].data["report"]
 
     committed = asyncio.run(first())
     assert len(assert_consistent(index)) == committed
     report = asyncio.run(second())
+    assert report["cancelled"] is False
     assert report["added"] == 1500 - committed  # resumed: nothing committed was redone
     assert report["unchanged"] == committed
     assert len(assert_consistent(index)) == 1500

@@ -26,6 +26,14 @@ PLUGINS = {
     ".hog": f"{HELPERS}:hog",
 }
 TIME_LIMIT_S = 1.0
+# Readers whose module import is slow (longer than TIME_LIMIT_S), never ends, crashes or fails.
+IMPORTS = {
+    ".slow": "tests.helpers.slow_import:ok",
+    ".slowhang": "tests.helpers.slow_import:hang",
+    ".stuck": "tests.helpers.hung_import:never",
+    ".boom": "tests.helpers.crash_import:crash",
+    ".missing": "tests.helpers.no_such_module:read",
+}
 
 
 @pytest.fixture()
@@ -193,8 +201,83 @@ def test_callers_waiting_for_a_worker_are_released_by_close(files: dict[str, Pat
     assert len(errors) == 4 and all(isinstance(e, PoolClosedError) for e in errors)
 
 
+def _import_files(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for ext in IMPORTS:
+        path = tmp_path / f"reader{ext}"
+        path.write_text(f"read by the {ext} reader")
+        out[ext] = path
+    return out
+
+
+def test_a_reader_slow_to_import_does_not_use_up_the_time_limit(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    slow = _import_files(tmp_path)[".slow"]
+    with ExtractorPool(1, time_limit_s=TIME_LIMIT_S, plugins={**PLUGINS, **IMPORTS}) as pool:
+        pool.extract(files[".ok"])  # the worker is up: what follows is the import and the parse
+        start = time.monotonic()
+        first = pool.extract(slow)
+        elapsed = time.monotonic() - start
+        second = pool.extract(slow)  # loaded once per worker
+    assert elapsed > TIME_LIMIT_S  # the import alone took longer than a parse may
+    assert first.blocks[0].text == "read by the .slow reader"
+    assert second.metadata["pid"] == first.metadata["pid"]
+
+
+def test_a_parse_that_hangs_after_a_slow_import_still_times_out(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    paths = _import_files(tmp_path)
+    with ExtractorPool(1, time_limit_s=TIME_LIMIT_S, plugins={**PLUGINS, **IMPORTS}) as pool:
+        with pytest.raises(ExtractionError) as info:
+            pool.extract(paths[".slowhang"])
+        assert info.value.kind == "timeout"
+        assert f"longer than {TIME_LIMIT_S:g} s" in info.value.reason
+        assert pool.extract(files[".ok"]).blocks[0].text == "contents of .ok"
+
+
+def test_a_reader_whose_import_never_ends_is_reported_within_the_load_limit(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    load_limit_s = 2.0
+    stuck = _import_files(tmp_path)[".stuck"]
+    with ExtractorPool(1, time_limit_s=60, load_timeout_s=load_limit_s,
+                       plugins={**PLUGINS, **IMPORTS}) as pool:
+        before = _pid(pool, files[".ok"])
+        start = time.monotonic()
+        with pytest.raises(ExtractionError) as info:
+            pool.extract(stuck)
+        elapsed = time.monotonic() - start
+        error = info.value
+        assert error.kind == "internal" and not error.permanent  # not the file's fault
+        assert "reader for .stuck files did not finish loading within 2 s" in error.reason
+        # Bounded by the load limit, not by the 60 s time limit (the kill adds a little).
+        assert load_limit_s * 0.9 <= elapsed < 30
+        assert _pid(pool, files[".ok"]) != before  # the stuck worker was replaced
+
+
+def test_a_reader_that_crashes_or_fails_while_loading_is_not_blamed_on_the_file(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    paths = _import_files(tmp_path)
+    with ExtractorPool(1, time_limit_s=TIME_LIMIT_S, plugins={**PLUGINS, **IMPORTS}) as pool:
+        with pytest.raises(ExtractionError) as info:
+            pool.extract(paths[".boom"])
+        assert info.value.kind == "internal" and not info.value.permanent
+        assert info.value.reason.startswith("The reader for .boom files stopped while loading")
+        pid = _pid(pool, files[".ok"])
+        with pytest.raises(ExtractionError) as info:
+            pool.extract(paths[".missing"])
+        assert info.value.kind == "internal"
+        assert "reader for .missing files could not be loaded" in info.value.reason
+        assert _pid(pool, files[".ok"]) == pid  # a failed import leaves the worker usable
+
+
 def test_invalid_pool_arguments() -> None:
     with pytest.raises(ValueError):
         ExtractorPool(0)
     with pytest.raises(ValueError):
         ExtractorPool(1, time_limit_s=0)
+    with pytest.raises(ValueError):
+        ExtractorPool(1, load_timeout_s=0)

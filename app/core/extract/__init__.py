@@ -11,7 +11,13 @@ import os
 import stat
 from collections.abc import Mapping
 
-from app.core.extract.registry import BUILTIN_FORMATS, find_format, load_extractor
+from app.core.extract.registry import (
+    BUILTIN_FORMATS,
+    Extractor,
+    Format,
+    find_format,
+    load_extractor,
+)
 from app.core.extract.types import ERROR_KINDS, Block, Extracted, ExtractionError
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "Extracted",
     "ExtractionError",
     "extract_path",
+    "load_reader",
 ]
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(BUILTIN_FORMATS)
@@ -103,22 +110,9 @@ def extract_path(
     """
     path_str = os.fspath(path)
     ext = os.path.splitext(path_str)[1].lower()
-    fmt = find_format(ext, plugins)
-    if fmt is None:
-        kind = f"Files of type {ext}" if ext else "Files without an extension"
-        raise ExtractionError("unsupported", f"{kind} are not supported, so this one was skipped.")
+    fmt = _format_for(ext, plugins)
     _check_file(path_str, max_bytes)
-
-    try:
-        extractor = load_extractor(fmt.target)
-    except MemoryError:
-        raise _out_of_memory() from None
-    except Exception as exc:
-        raise ExtractionError(
-            "internal",
-            f"The reader for {ext} files could not be loaded ({_short_detail(exc)}); "
-            "check the add-on parser settings or reinstall the app.",
-        ) from None
+    extractor = _load(fmt, ext)
 
     try:
         result = extractor(path_str)
@@ -146,6 +140,42 @@ def extract_path(
     if not any(block.text.strip() for block in result.blocks):
         raise ExtractionError("no_text", fmt.no_text_reason)
     return result
+
+
+def load_reader(
+    path: str | os.PathLike[str], *, plugins: Mapping[str, str] | None = None
+) -> None:
+    """Import the reader `extract_path` would use for this path, without opening the file.
+
+    The sandbox calls this before starting a file's clock: the first file of a type pays for
+    importing its parser library, which on a busy machine can take longer than the whole
+    parse time limit. Raises ExtractionError as `extract_path` would for an unsupported type or
+    a reader that cannot be loaded; a loaded reader is cached, so the parse does not load it
+    again.
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    _load(_format_for(ext, plugins), ext)
+
+
+def _format_for(ext: str, plugins: Mapping[str, str] | None) -> Format:
+    fmt = find_format(ext, plugins)
+    if fmt is None:
+        kind = f"Files of type {ext}" if ext else "Files without an extension"
+        raise ExtractionError("unsupported", f"{kind} are not supported, so this one was skipped.")
+    return fmt
+
+
+def _load(fmt: Format, ext: str) -> Extractor:
+    try:
+        return load_extractor(fmt.target)
+    except MemoryError:
+        raise _out_of_memory() from None
+    except Exception as exc:
+        raise ExtractionError(
+            "internal",
+            f"The reader for {ext} files could not be loaded ({_short_detail(exc)}); "
+            "check the add-on parser settings or reinstall the app.",
+        ) from None
 
 
 def _out_of_memory() -> ExtractionError:

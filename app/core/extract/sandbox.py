@@ -4,6 +4,11 @@ Parsers are native code fed untrusted files: a malformed PDF can loop forever, s
 all memory. Each worker is a reusable "spawn" process with its own pipe; the parent enforces a
 per-file time limit, replaces workers that die, caps their memory, and recycles them
 periodically to bound slow leaks.
+
+The time limit covers the parse only. A worker imports a format's parser library when the
+first file of that type reaches it, and says when it is done; that load has its own, generous
+limit, because a cold import on a busy machine (or under antivirus) can take longer than a
+whole parse is allowed, and a slow or broken import is not the file's fault.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 
 from app.core.extract.types import Extracted, ExtractionError
-from app.core.extract.worker import READY, run_worker
+from app.core.extract.worker import LOADED, READY, run_worker
 
 DEFAULT_MAX_FILES_PER_WORKER = 500
 # How long a worker gets to exit after being asked (or signalled) before escalating.
@@ -27,6 +32,8 @@ _EXIT_GRACE_S = 1.0
 # A cold start (antivirus scanning a frozen app, a busy disk) can be slow; a worker that has not
 # reported in by then is not coming.
 _START_TIMEOUT_S = 60.0
+# Loading a format's parser library is a cold start of the same kind: as generous by default.
+DEFAULT_LOAD_TIMEOUT_S = _START_TIMEOUT_S
 
 
 class PoolClosedError(ExtractionError):
@@ -104,13 +111,20 @@ class ExtractorPool:
         *,
         max_files_per_worker: int = DEFAULT_MAX_FILES_PER_WORKER,
         low_priority: bool = False,
+        load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S,
     ) -> None:
+        """`time_limit_s` bounds each file's parse; `load_timeout_s` bounds importing a
+        format's reader in a worker (once per worker and format), which is not counted
+        against the file."""
         if workers < 1:
             raise ValueError("an ExtractorPool needs at least one worker")
         if time_limit_s <= 0:
             raise ValueError("time_limit_s must be positive")
+        if load_timeout_s <= 0:
+            raise ValueError("load_timeout_s must be positive")
         self._size = workers
         self._time_limit_s = time_limit_s
+        self._load_timeout_s = load_timeout_s
         self._memory_limit_mb = memory_limit_mb
         self._plugins = dict(plugins) if plugins else None
         self._max_files = max(1, max_files_per_worker)
@@ -127,7 +141,8 @@ class ExtractorPool:
 
     def extract(self, path: str | os.PathLike[str], *, max_bytes: int | None = None) -> Extracted:
         """Extract one file in a worker. Raises ExtractionError, including "timeout",
-        "crashed" and "memory" for a worker that had to be killed or died."""
+        "crashed" and "memory" for a worker that had to be killed or died, and "internal"
+        for a reader that would not load in time."""
         # Absolute, so the answer cannot depend on the working directory the worker inherited.
         request = (os.path.abspath(os.fspath(path)), max_bytes)
         # A worker found dead before it got the request (killed from outside while idle) is
@@ -261,7 +276,8 @@ class ExtractorPool:
     ) -> tuple[Extracted | ExtractionError, bool]:
         """Send one request; return (result or the file's error, whether the worker is reusable).
 
-        Raises when the worker itself had to be given up: timeout, crash, pool closed.
+        Raises when the worker itself had to be given up: timeout, crash, pool closed, a
+        reader that would not load.
         """
         if not worker.alive():
             raise _WorkerGone
@@ -272,6 +288,8 @@ class ExtractorPool:
                 raise PoolClosedError() from None
             raise _WorkerGone from None
 
+        self._await_load(worker, request[0])
+        # Only now does the file's clock start: the reader is imported.
         if not worker.conn.poll(self._time_limit_s):
             if self._closed:
                 raise PoolClosedError()
@@ -308,3 +326,43 @@ class ExtractorPool:
         _, kind, reason = reply
         # After a MemoryError the worker exits by itself; it must not go back to the idle list.
         return ExtractionError(kind, reason), kind != "memory"
+
+    def _await_load(self, worker: _Worker, path: str) -> None:
+        """Wait for the worker to say the reader for this file's type is loaded.
+
+        A load that hangs, or during which the worker dies, is the reader's problem: kind
+        "internal" (retried later), never the file's timeout or crash.
+        """
+        ext = os.path.splitext(path)[1].lower()
+        reader = f"The reader for {ext} files" if ext else "The file reader"
+        if not worker.conn.poll(self._load_timeout_s):
+            if self._closed:
+                raise PoolClosedError()
+            worker.kill()
+            raise ExtractionError(
+                "internal",
+                f"{reader} did not finish loading within {self._load_timeout_s:g} s, so this "
+                "file was skipped; it will be retried later. The computer may be very busy, or "
+                "an add-on parser may be stuck while starting.",
+            )
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            if self._closed:
+                raise PoolClosedError() from None
+            detail = worker.exit_detail()
+            raise ExtractionError(
+                "internal",
+                f"{reader} stopped while loading{detail}, so this file was skipped; it will "
+                "be retried later. Check the add-on parser settings, or reinstall the app if "
+                "this keeps happening.",
+            ) from None
+        if message != LOADED:
+            # Not a reply to this request: the conversation is out of step, so the worker
+            # cannot be trusted with another file.
+            worker.kill()
+            raise ExtractionError(
+                "internal",
+                "The background file reader answered out of turn, so this file was skipped; "
+                "it will be retried later.",
+            )

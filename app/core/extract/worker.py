@@ -14,9 +14,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 # Messages, parent -> worker: (path, max_bytes), or None to exit.
-# Worker -> parent: READY once after start-up, then per request ("ok", Extracted) or
-# ("error", kind, reason).
+# Worker -> parent: READY once after start-up, then two per request: LOADED once the reader for
+# the file's type is imported (or could not be), then ("ok", Extracted) or ("error", kind,
+# reason). The parent gives the load and the parse separate time limits: a cold import of a
+# parser library is not the file's doing.
 READY = ("ready",)
+LOADED = ("loaded",)
 Request = tuple[str, int | None] | None
 Reply = tuple[Any, ...]
 
@@ -41,23 +44,39 @@ def memory_reason(memory_limit_mb: int | None) -> str:
     )
 
 
+def _load(path: str, plugins: Mapping[str, str] | None) -> Reply | None:
+    """Import the reader for this file's type; None when it is ready, else the error reply."""
+    from app.core.extract import load_reader
+
+    try:
+        load_reader(path, plugins=plugins)
+    except Exception as exc:
+        return _error_reply(exc)
+    return None
+
+
 def _handle(path: str, max_bytes: int | None, plugins: Mapping[str, str] | None) -> Reply:
     from app.core.extract import extract_path
-    from app.core.extract.types import ExtractionError
 
     try:
         return ("ok", extract_path(path, max_bytes=max_bytes, plugins=plugins))
-    except ExtractionError as exc:
-        return ("error", exc.kind, exc.reason)
-    except MemoryError:
-        return ("error", "memory", "")
     except Exception as exc:
-        return (
-            "error",
-            "internal",
-            f"Something unexpected went wrong while reading this file ({type(exc).__name__}); "
-            "it will be retried later.",
-        )
+        return _error_reply(exc)
+
+
+def _error_reply(exc: Exception) -> Reply:
+    from app.core.extract.types import ExtractionError
+
+    if isinstance(exc, ExtractionError):
+        return ("error", exc.kind, exc.reason)
+    if isinstance(exc, MemoryError):
+        return ("error", "memory", "")
+    return (
+        "error",
+        "internal",
+        f"Something unexpected went wrong while reading this file ({type(exc).__name__}); "
+        "it will be retried later.",
+    )
 
 
 def run_worker(
@@ -76,7 +95,7 @@ def run_worker(
         lower_process_priority()
     import app.core.extract  # noqa: F401  (fail here, visibly, rather than on the first file)
 
-    # Tells the parent start-up worked, so a later death is the file's doing, not ours.
+    # Tells the parent start-up worked, so a later death is a reader's or a file's doing.
     conn.send(READY)
 
     while True:
@@ -87,7 +106,13 @@ def run_worker(
         if request is None:
             return
         path, max_bytes = request
-        reply = _handle(path, max_bytes, plugins)
+        reply = _load(path, plugins)
+        try:
+            conn.send(LOADED)
+        except (BrokenPipeError, OSError):
+            return
+        if reply is None:
+            reply = _handle(path, max_bytes, plugins)
         if reply[0] == "error" and reply[1] == "memory":
             reply = ("error", "memory", memory_reason(memory_limit_mb))
         try:
