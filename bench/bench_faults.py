@@ -165,6 +165,11 @@ def main() -> None:
                 spec = f"{point}:{nth}" + (":error" if mode == "error" else "")
                 _corpus, home = prepare(work, scenario)
                 first = cli(home, *command_for(scenario), env={"LANCEDB_SYNC_FAULT": spec})
+                expected = {-9} if mode == "kill" else (
+                    {0} if point.startswith("maintain") else {1})
+                if first.returncode not in expected:
+                    print(f"  unexpected exit {first.returncode} at {point} {mode} rep {rep}: "
+                          f"{first.stderr[-600:]}", file=sys.stderr)
                 second = cli(home, "sync")
                 check = cli(home, "check")
                 same = index_state(home) == truths[scenario]

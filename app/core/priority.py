@@ -1,9 +1,11 @@
 """Low-priority mode: indexing yields the CPU and the disk to whatever the person is doing.
 
-Applied to the parser worker processes (whole process) and to the indexer's own embed and write
-threads (Linux schedules threads individually, so a thread can be niced without slowing the UI
-thread of the same process). Best effort everywhere: a platform that refuses only loses the
-courtesy, never the sync.
+CPU priority is lowered for the parser worker processes only. Threads of the app's own process
+(the pass, embed and write threads) keep their CPU priority and get only the lowest best-effort
+disk priority: they share one interpreter lock with the UI thread, and a niced thread that is
+descheduled while it holds the lock stalls the whole window for seconds on a busy machine (a
+priority inversion seen in the tray under load). Best effort everywhere: a platform that refuses
+only loses the courtesy, never the sync.
 """
 
 from __future__ import annotations
@@ -33,18 +35,10 @@ def lower_process_priority() -> None:
 
 
 def lower_thread_priority() -> None:
-    """Lower the calling thread only (Linux); elsewhere a no-op, the workers still run low."""
+    """Lower the calling thread's disk priority (Linux); its CPU priority stays (see above)."""
     if not sys.platform.startswith("linux"):
         return
-    tid = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        # Threads inherit their creator's nice value: never stack increments.
-        if current < NICE_INCREMENT:
-            os.setpriority(os.PRIO_PROCESS, tid, NICE_INCREMENT)
-    except OSError as exc:
-        log.debug("cannot lower thread priority: %s", exc)
-    _idle_io(tid)
+    _idle_io(threading.get_native_id())
 
 
 def _idle_io(tid: int) -> None:

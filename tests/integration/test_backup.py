@@ -406,7 +406,8 @@ def test_prune_keeps_every_file_a_kept_snapshot_needs(cli, home, indexed, moto, 
     before = objects(moto, bucket)
     out = json.loads(cli.ok("backup", "prune", "--keep-last", "2", "--keep-days", "0",
                             "--json").out)
-    assert out["kept"] == refs[:1:-1] and sorted(out["dropped"]) == refs[:2]
+    # Two snapshots can share a second, and ids sort by the second only: compare as a set.
+    assert out["kept"] == refs[:1:-1] and set(out["dropped"]) == set(refs[:2])
     after = objects(moto, bucket)
     assert out["deleted_objects"] > 0
     assert len(before) - len(after) == out["deleted_objects"] + 2  # + two snapshot manifests
