@@ -274,6 +274,7 @@ class Indexer:
                 memory_limit_mb=mem,
                 plugins=self.settings.extractor_plugins,
                 low_priority=self.settings.low_priority,
+                max_chars=int(self.settings.max_text_mb * 1_000_000),
             )
         return self._pool
 
@@ -620,7 +621,6 @@ class Indexer:
                      work: list[tuple[SourceItem, KnownDocument | None]],
                      hashes: dict[str, str], report: SyncReport, scan_ns: int) -> None:
         max_bytes = int(self.settings.max_file_mb * 1_000_000)
-        max_chars = int(self.settings.max_text_mb * 1_000_000)
         total = len(work)
         pool = self.pool
         checksum = self.settings.checksum_enabled
@@ -672,12 +672,6 @@ class Indexer:
                 if checksum and not digest:
                     digest = hash_file(path)
                 extracted = pool.extract(path, max_bytes=max_bytes)
-                if extracted.char_count > max_chars:
-                    raise ExtractionError("too_large", (
-                        f"This file holds {extracted.char_count / 1e6:.1f} million characters "
-                        f"of text, more than the {self.settings.max_text_mb:g} million one "
-                        "document may hold, so it was skipped; raise max_text_mb "
-                        "(LANCEDB_SYNC_MAX_TEXT_MB) to index it."))
                 after = source.refresh(item)
                 if after.version_token == item.version_token:
                     if not checksum:

@@ -391,3 +391,29 @@ def test_run_plain_says_why_it_is_holding_on_a_nearly_full_disk(cli, home, docs)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+# -- 16. very large files: refused with a reason, never read into memory whole -----------------
+
+@pytest.mark.slow
+def test_200mb_file_is_refused_by_the_size_limit_and_long_text_by_the_text_limit(
+        cli, home, docs, monkeypatch):
+    big = docs / "huge.txt"
+    with big.open("wb") as fh:
+        line = b"harbour lantern keeper ledger tide wind gull rope anchor chart compass\n"
+        for _ in range(200_000_000 // len(line) + 1):
+            fh.write(line)
+    (docs / "long.txt").write_text("lantern keeper tide " * 60_000)  # 1.2 million characters
+    (docs / "fine.md").write_text("# Fine\n\nA note about terns.\n")
+    monkeypatch.setenv("LANCEDB_SYNC_MAX_TEXT_MB", "1")
+    cli.ok("sources", "add", "local", str(docs), "--id", "d")
+    rep = sync(cli)
+    assert (rep["added"], rep["skipped"], rep["failed"]) == (1, 2, 0)
+    failed = {os.path.basename(f["uri"]): f["reason"]
+              for f in json.loads(cli.ok("failed", "--json").out)}
+    assert "200.0 MB, more than the 100 MB size limit" in failed["huge.txt"]
+    assert "LANCEDB_SYNC_MAX_FILE_MB" in failed["huge.txt"]
+    assert "1.2 million characters" in failed["long.txt"]
+    assert "LANCEDB_SYNC_MAX_TEXT_MB" in failed["long.txt"]
+    assert sync(cli)["skipped"] == 0  # not read again while unchanged
+    assert cli("check").code == 0

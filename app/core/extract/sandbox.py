@@ -111,6 +111,7 @@ class ExtractorPool:
         *,
         max_files_per_worker: int = DEFAULT_MAX_FILES_PER_WORKER,
         low_priority: bool = False,
+        max_chars: int | None = None,
         load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S,
     ) -> None:
         """`time_limit_s` bounds each file's parse; `load_timeout_s` bounds importing a
@@ -129,6 +130,7 @@ class ExtractorPool:
         self._plugins = dict(plugins) if plugins else None
         self._max_files = max(1, max_files_per_worker)
         self._low_priority = low_priority
+        self._max_chars = max_chars
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Condition()
         self._idle: list[_Worker] = []
@@ -246,7 +248,8 @@ class ExtractorPool:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=run_worker,
-            args=(child_conn, self._memory_limit_mb, self._plugins, self._low_priority),
+            args=(child_conn, self._memory_limit_mb, self._plugins, self._low_priority,
+                  self._max_chars),
             name=f"extract-worker-{next(self._names)}",
             daemon=True,
         )

@@ -55,13 +55,24 @@ def _load(path: str, plugins: Mapping[str, str] | None) -> Reply | None:
     return None
 
 
-def _handle(path: str, max_bytes: int | None, plugins: Mapping[str, str] | None) -> Reply:
+def _handle(path: str, max_bytes: int | None, plugins: Mapping[str, str] | None,
+            max_chars: int | None = None) -> Reply:
     from app.core.extract import extract_path
 
     try:
-        return ("ok", extract_path(path, max_bytes=max_bytes, plugins=plugins))
+        result = extract_path(path, max_bytes=max_bytes, plugins=plugins)
     except Exception as exc:
         return _error_reply(exc)
+    # Checked here, so a document too long to index is never copied to the app's process.
+    if max_chars is not None and result.char_count > max_chars:
+        return ("error", "too_large", too_much_text_reason(result.char_count, max_chars))
+    return ("ok", result)
+
+
+def too_much_text_reason(chars: int, max_chars: int) -> str:
+    return (f"This file holds {chars / 1e6:.1f} million characters of text, more than the "
+            f"{max_chars / 1e6:g} million one document may hold, so it was skipped; raise "
+            "max_text_mb (LANCEDB_SYNC_MAX_TEXT_MB) to index it.")
 
 
 def _error_reply(exc: Exception) -> Reply:
@@ -81,7 +92,7 @@ def _error_reply(exc: Exception) -> Reply:
 
 def run_worker(
     conn: Connection, memory_limit_mb: int | None, plugins: Mapping[str, str] | None,
-    low_priority: bool = False,
+    low_priority: bool = False, max_chars: int | None = None,
 ) -> None:
     """Process entry point: answer extraction requests until told to stop or orphaned."""
     # Ctrl+C in a terminal reaches the whole process group; shutting workers down is the
@@ -112,7 +123,7 @@ def run_worker(
         except (BrokenPipeError, OSError):
             return
         if reply is None:
-            reply = _handle(path, max_bytes, plugins)
+            reply = _handle(path, max_bytes, plugins, max_chars)
         if reply[0] == "error" and reply[1] == "memory":
             reply = ("error", "memory", memory_reason(memory_limit_mb))
         try:
