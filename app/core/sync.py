@@ -212,6 +212,7 @@ class Indexer:
         cancel: threading.Event | None = None,
     ) -> None:
         self.settings = settings
+        _load_time_zones()
         self.on_progress = on_progress or (lambda p: None)
         self.cancel = cancel or threading.Event()
         self.state = SyncState.open(settings.state_dir)
@@ -1037,6 +1038,16 @@ class Indexer:
         finally:
             self.state.end_run(run_id, outcome, json.dumps({"purged": True}))
         return n
+
+
+def _load_time_zones() -> None:
+    """Import zoneinfo now, on one thread. pyarrow imports it on first use to turn the tables'
+    UTC timestamps into datetimes; done first on a pass thread while the warm-up threads import
+    LanceDB and the model, that import can fail ("The zoneinfo module or pytz package must be
+    installed"), seen once in a hundred passes."""
+    import zoneinfo
+
+    zoneinfo.ZoneInfo("UTC")
 
 
 def _named_faults(prefix: str) -> Callable[[str], None]:
