@@ -129,8 +129,9 @@ def test_kill_at_random_times_then_resume(tmp_path):
         proc.wait()
         if _committed(home) >= n:
             break
+    # Each kill above landed while its run was still going, after it had committed: at least
+    # two must have, or the test proves nothing.
     assert kills >= 2, "the syncs finished before they could be killed"
-    assert _committed(home) < n or kills == 3
     r = run(home, "sync", "--json")
     assert r.returncode == 0, r.stderr
     assert_same_index(home / "data" / "index", truth / "data" / "index")
