@@ -237,7 +237,7 @@ def _known_error(exc: Exception) -> tuple[str, int] | None:
     )
     from app.core.embedding import EmbeddingError
     from app.core.lock import IndexLockedError
-    from app.core.sync import ModelChangeError
+    from app.core.model_switch import ModelChangeError
     from app.sources.base import SourceError
 
     if isinstance(exc, (IndexLockedError, LeaseHeldError, BackupBusyError)):
@@ -259,7 +259,7 @@ def _known_error(exc: Exception) -> tuple[str, int] | None:
 
 def cmd_sources(args: argparse.Namespace, settings: Any) -> int:
     from app.config import save_sources
-    from app.core.models import SourceConfig, SourceType
+    from app.models import SourceConfig, SourceType
 
     if args.sources_command == "list":
         counts = _state_counts(settings)
@@ -323,7 +323,7 @@ def cmd_sources(args: argparse.Namespace, settings: Any) -> int:
 def _state_counts(settings: Any) -> dict[str, dict[str, int]]:
     from app.core.state import SyncState
 
-    if not (settings.state_dir / "sync-state.sqlite3").exists():
+    if not settings.state_db_path.exists():
         return {}
     state = SyncState.open(settings.state_dir)
     try:
@@ -485,8 +485,7 @@ def cmd_search(args: argparse.Namespace, settings: Any) -> int:
         manager = BackupManager(settings, credentials_provider=keyring_provider(settings))
         store = manager.open_remote(manager.resolve(args.snapshot))
     else:
-        index = Path(settings.index_uri)
-        if "://" not in settings.index_uri and not index.exists():
+        if settings.index_dir is not None and not settings.index_dir.exists():
             raise UserError("The index is empty. Add a source and run 'lancedb-sync sync' "
                             "first.")
         try:
@@ -581,7 +580,7 @@ def cmd_status(args: argparse.Namespace, settings: Any) -> int:
     if not sources:
         print("No sources yet. Add one with: lancedb-sync sources add local ~/Documents")
     for s in sources:
-        from app.timefmt import ago
+        from app.wording import ago
 
         when = ago(s["last_sync"]) if s["last_sync"] else "never synced"
         state = f"  [{s['state']}]" if s.get("state") else ""
@@ -697,7 +696,7 @@ def cmd_check(args: argparse.Namespace, settings: Any) -> int:
     from app.core.sync import Indexer
 
     index = settings.index_uri
-    if "://" not in index and not Path(index).exists():
+    if settings.index_dir is not None and not settings.index_dir.exists():
         raise UserError("There is no index yet. Add a source and run 'lancedb-sync sync'.")
     progress = _ProgressLine()
     try:
@@ -924,7 +923,7 @@ def cmd_restore(args: argparse.Namespace, settings: Any) -> int:
     if result.documents_to_redo:
         print(f"{result.documents_to_redo} documents were mid-sync in the snapshot and will be "
               "indexed again by the next sync.")
-    from app.core.embedding import embedder_model_id
+    from app.core.model_switch import embedder_model_id
 
     wanted = embedder_model_id(settings.embedder)
     if snapshot.embed_model and snapshot.embed_model != wanted:

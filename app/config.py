@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from app.core.models import SourceConfig, SourceType
-from app.paths import AppPaths, resolve_paths
+from app.models import SourceConfig, SourceType
+from app.paths import STATE_DB_NAME, AppPaths, local_index_folder, resolve_paths
 
 
 class ConfigError(Exception):
@@ -215,6 +215,15 @@ class Settings:
         raw = self.values["sync_state_dir"]
         return Path(raw).expanduser() if raw else self.paths.default_state_dir
 
+    @property
+    def state_db_path(self) -> Path:
+        return self.state_dir / STATE_DB_NAME
+
+    @property
+    def index_dir(self) -> Path | None:
+        """The index's folder on this machine; None when the index is remote (s3://…)."""
+        return local_index_folder(self.index_uri)
+
     def source(self, source_id: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.source_id == source_id), None)
 
@@ -252,7 +261,7 @@ def load_settings(
             f"{paths.config_file} has unknown settings: {', '.join(sorted(unknown))}. "
             f"Known settings: {', '.join(sorted(_SPEC))}."
         )
-    sources = tuple(_parse_source(s, paths.config_file) for s in file_data.get("sources", []))
+    sources = tuple(parse_source(s, paths.config_file) for s in file_data.get("sources", []))
     plugins = file_data.get("extractors", {})
     if not isinstance(plugins, dict) or not all(
         isinstance(v, str) and ":" in v for v in plugins.values()
@@ -276,7 +285,9 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Cannot read {path}: {exc.strerror}") from None
 
 
-def _parse_source(raw: Any, path: Path) -> SourceConfig:
+def parse_source(raw: Any, path: Path | str) -> SourceConfig:
+    """One [[sources]] entry (a dict) as a SourceConfig; `path` names where it came from in
+    the error message."""
     if not isinstance(raw, dict) or "source_id" not in raw or "source_type" not in raw:
         raise ConfigError(f"A [[sources]] entry in {path} needs source_id and source_type.")
     try:
@@ -347,10 +358,6 @@ def save_values(settings: Settings, values: Mapping[str, Any]) -> Settings:
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from app.fsutil import write_atomic
+
+    write_atomic(path, payload)

@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any, TextIO
 
 from app.service.events import Event
-from app.timefmt import ago, eta
+from app.wording import ago, eta
 
 EXIT_OK, EXIT_BUSY = 0, 3
 REDRAW_S = 0.25

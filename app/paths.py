@@ -13,6 +13,15 @@ from pathlib import Path
 
 APP_NAME = "lancedb-sync"
 HOME_ENV = "LANCEDB_SYNC_HOME"
+STATE_DB_NAME = "sync-state.sqlite3"
+
+
+def local_index_folder(index_uri: str) -> Path | None:
+    """The folder of an index on this machine (a path or a file:// URI); None for a remote one
+    (s3://…): the one answer to "is the index remote?"."""
+    if "://" in index_uri and not index_uri.startswith("file://"):
+        return None
+    return Path(index_uri.removeprefix("file://")).expanduser().resolve()
 
 
 @dataclass(frozen=True, slots=True)

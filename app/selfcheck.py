@@ -77,9 +77,9 @@ def check_imports() -> dict[str, str]:
 
 def check_index_and_search(home: Path) -> dict[str, Any]:
     from app.config import load_settings
-    from app.core.models import SourceConfig, SourceType
     from app.core.search import Searcher
     from app.core.sync import Indexer
+    from app.models import SourceConfig, SourceType
 
     folder = home / "sample"
     folder.mkdir(parents=True)

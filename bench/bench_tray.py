@@ -51,7 +51,7 @@ def measure_lag(root: Path) -> dict[str, float]:
     from PySide6.QtWidgets import QApplication
 
     from app.config import load_settings
-    from app.core.models import SourceConfig, SourceType
+    from app.models import SourceConfig, SourceType
     from app.ui.app import TrayApp
     from app.ui.tray import Tray
 

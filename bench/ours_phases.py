@@ -68,8 +68,8 @@ def main() -> int:
 
     t0 = time.perf_counter()
     from app.config import load_settings, save_sources
-    from app.core.models import SourceConfig, SourceType
     from app.core.sync import Indexer
+    from app.models import SourceConfig, SourceType
 
     settings = load_settings(home=args.home, env={})
     config: dict = {"watch_paths": [str(args.corpus.resolve())]}

@@ -116,7 +116,7 @@ def shoot(out: Path, root: Path) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.config import load_settings
-    from app.core.models import SourceConfig, SourceType
+    from app.models import SourceConfig, SourceType
     from app.ui.app import TrayApp
     from app.ui.icons import app_icon, render
     from app.ui.tray import Tray

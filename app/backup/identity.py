@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.fsutil import write_atomic
 
 DEVICE_FILE = "device.json"
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
@@ -44,10 +45,7 @@ def load_device(data_dir: Path, name: str | None = None) -> Device:
     if not _ID.match(device_id):
         device_id = uuid.uuid4().hex[:12]
         data = {"device_id": device_id, "name": data.get("name") or socket.gethostname()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=2))
     return Device(device_id, name or str(data.get("name") or socket.gethostname()))
 
 

@@ -226,10 +226,11 @@ class BackupManager:
         return f"{self.cfg.prefix}devices/{device_id or self.device.device_id}/"
 
     def _index_dir(self) -> Path:
-        uri = self.settings.index_uri
-        if "://" in uri and not uri.startswith("file://"):
-            raise BackupConfigError(f"Backups need a local index folder; LANCEDB_URI is {uri}.")
-        return Path(uri.removeprefix("file://")).expanduser()
+        folder = self.settings.index_dir
+        if folder is None:
+            raise BackupConfigError(f"Backups need a local index folder; LANCEDB_URI is "
+                                    f"{self.settings.index_uri}.")
+        return folder
 
     def _tables(self) -> tuple[str, str]:
         return self.settings.documents_table, self.settings.chunks_table
@@ -423,9 +424,9 @@ class BackupManager:
 
         When no writer is active we hold the writer lock for the moment of the pin, so the pair
         is exactly a committed state; with a writer active, the pair is crash-consistent."""
-        from app.core.lock import IndexLockedError, WriterLock
+        from app.core.lock import IndexLockedError, IndexWriterLock
 
-        lock = WriterLock(self.settings.state_dir / "writer.lock")
+        lock = IndexWriterLock(self.settings.index_uri, self.settings.state_dir)
         try:
             lock.acquire()
         except IndexLockedError:
@@ -485,20 +486,9 @@ class BackupManager:
         return tuple(entries), self._index_model()
 
     def _index_model(self) -> str:
-        import sqlite3
+        from app.core.state import read_meta
 
-        path = self.settings.state_dir / "sync-state.sqlite3"
-        if not path.exists():
-            return ""
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                row = db.execute("SELECT value FROM meta WHERE key='index_model'").fetchone()
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return ""
-        return row[0] if row else ""
+        return read_meta(self.settings.state_db_path, "index_model") or ""
 
     def _remote_objects(self, root: str) -> dict[str, int]:
         base = f"{self.device_prefix()}{root}/"
@@ -842,9 +832,9 @@ class BackupManager:
                                   f"{t.rows} rows.")
 
     def _restore_sources(self, snapshot: Snapshot) -> int:
-        from app.config import _parse_source, save_sources
+        from app.config import parse_source, save_sources
 
-        sources = tuple(_parse_source(dict(s), Path("snapshot")) for s in snapshot.sources)
+        sources = tuple(parse_source(dict(s), "the snapshot") for s in snapshot.sources)
         save_sources(self.settings, sources)
         return len(sources)
 

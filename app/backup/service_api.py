@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from typing import Any
 from app.backup.errors import BackupError
 from app.backup.manager import BackupManager, BackupResult, ProgressCallback
 from app.backup.s3 import CredentialsProvider
+from app.fsutil import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,7 @@ class BackupScheduler:
             return {}
 
     def _write(self, data: dict[str, Any]) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        os.replace(tmp, self._path)
+        write_atomic(self._path, json.dumps(data, indent=2))
 
     def status(self) -> dict[str, Any]:
         """last_backup_at (epoch s), last_snapshot (DEVICE/ID), pending, last_error."""

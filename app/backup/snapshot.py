@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from app.backup.errors import UnsafeSnapshotError
+from app.fsutil import write_atomic
 
 FORMAT = 1
 DEFAULT_ROOT = "index"
@@ -368,10 +369,7 @@ class HashCache:
     def save(self, keep: Iterable[str]) -> None:
         keep = set(keep)
         data = {k: v for k, v in self._data.items() if k in keep}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data))
 
 
 # -- pure plans ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from app.core.models import KnownDocument, Listing, SourceItem
+from app.models import KnownDocument, Listing, SourceItem
 
 RACY_WINDOW_NS = 2_000_000_000
 

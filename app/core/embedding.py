@@ -23,6 +23,8 @@ from typing import Protocol
 
 import numpy as np
 
+from app.core.model_switch import embedder_model_id  # noqa: F401  (re-exported)
+
 
 class EmbeddingError(Exception):
     """The embedding model could not be loaded or did not answer."""
@@ -189,14 +191,6 @@ def make_embedder(spec: str, base_url: str | None = None) -> Embedder:
     raise EmbeddingError(
         f"Unknown embedder {spec!r}: expected wordllama, wordllama:DIM, ollama:MODEL or "
         "openai:MODEL.")
-
-
-def embedder_model_id(spec: str) -> str:
-    """The model id an embedder spec would produce, without loading or calling anything."""
-    name, _, arg = spec.partition(":")
-    if name == "wordllama":
-        return f"wordllama/l2_supercat-{arg or 256}"
-    return f"{name}/{arg}"
 
 
 class EmbeddingCache:

@@ -16,16 +16,11 @@ import socket
 import sys
 from pathlib import Path
 
+from app.paths import local_index_folder
+
 
 class IndexLockedError(Exception):
     """Another process is writing to this index."""
-
-
-def local_index_folder(index_uri: str) -> Path | None:
-    """The folder of a local index (plain path or file:// URI); None for a remote one."""
-    if "://" in index_uri and not index_uri.startswith("file://"):
-        return None
-    return Path(index_uri.removeprefix("file://")).expanduser().resolve()
 
 
 def index_lock_path(index_uri: str) -> Path | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from app.core.sync import Indexer, model_change_message
+from app.core.model_switch import model_change_message
+from app.core.sync import Indexer
 
 PAGE = 4096
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.models import KnownDocument
+from app.models import KnownDocument
+from app.paths import STATE_DB_NAME, local_index_folder
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -172,10 +173,16 @@ class SyncState:
 
     @classmethod
     def open(cls, state_dir: Path) -> SyncState:
-        return cls(Path(state_dir) / "sync-state.sqlite3")
+        return cls(Path(state_dir) / STATE_DB_NAME)
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> SyncState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -398,6 +405,23 @@ class SyncState:
                          (time.time(), outcome))
 
 
+def read_meta(db_path: Path, key: str) -> str | None:
+    """One value of the state's meta table, read-only, without taking part in its writes (a
+    backup reads the model id while the service may be writing). None when absent or
+    unreadable."""
+    if not db_path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
 def table_version_fingerprint(index_uri: str, table: str) -> str | None:
     """The latest version of a Lance table on local disk, read from its `_versions` folder.
 
@@ -405,9 +429,9 @@ def table_version_fingerprint(index_uri: str, table: str) -> str | None:
     handled. Returns None if the table does not exist or is not on a local path (then callers fall
     back to asking LanceDB).
     """
-    if "://" in index_uri and not index_uri.startswith("file://"):
+    base = local_index_folder(index_uri)
+    if base is None:
         return None
-    base = index_uri.removeprefix("file://")
     versions_dir = os.path.join(base, f"{table}.lance", "_versions")
     try:
         names = os.listdir(versions_dir)

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 from app.config import Settings
 from app.core.chunking import Chunker
 from app.core.detect import ChangeDetector, ChangeSet
-from app.core.embedding import embedder_model_id
 from app.core.errors import one_line
 from app.core.extract.types import Extracted, ExtractionError
 from app.core.faults import fault
 from app.core.hashing import chunk_id, hash_file, hash_text
-from app.core.lock import IndexWriterLock, local_index_folder
-from app.core.models import KnownDocument, SourceConfig, SourceItem, SourceType, SyncReport
+from app.core.lock import IndexWriterLock
+from app.core.model_switch import ModelChangeError, embedder_model_id, model_change_message
 from app.core.state import FileFailure, SyncState, table_version_fingerprint
+from app.models import KnownDocument, SourceConfig, SourceItem, SourceType, SyncReport
 
 if TYPE_CHECKING:
     from app.core.embedding import CachedEmbedder
@@ -44,12 +44,6 @@ BATCH_CHUNKS = 4096
 BATCH_SECONDS = 3.0
 # Files handed to the parsers ahead of the embedder, so parsing goes on during a commit.
 IN_FLIGHT = 256
-# WordLlama on one laptop core; used only to tell people how long a re-embed would take.
-EMBED_RATE_ESTIMATE = {"wordllama": 1250.0}
-
-
-class ModelChangeError(Exception):
-    """The configured embedding model differs from the one the index was built with."""
 
 
 @dataclass(slots=True)
@@ -305,7 +299,7 @@ class Indexer:
         this process (the service's retry) or another (the next CLI run), repairs first.
         """
         dirty = self.state.needs_repair()
-        remote = local_index_folder(self.settings.index_uri) is None
+        remote = self.settings.index_dir is None
         if not dirty and remote and self._checked:
             return
         fingerprint = table_version_fingerprint(self.settings.index_uri,
@@ -1061,23 +1055,6 @@ def _load_json(raw: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def model_change_message(old: str, new: str, chunks: int) -> str:
-    rate = EMBED_RATE_ESTIMATE.get(new.split("/")[0])
-    cost = f"about {_human_seconds(chunks / rate)}" if rate else "a while (it depends on the " \
-        "endpoint's speed)"
-    return (f"The index was built with the embedding model {old}, but the settings now ask for "
-            f"{new}. Switching means re-embedding {chunks:,} chunks, {cost}; nothing was changed. "
-            f"Run `lancedb-sync reembed` to switch, or set the embedder back to {old}.")
-
-
-def _human_seconds(s: float) -> str:
-    if s < 90:
-        return f"{max(1, round(s))} s"
-    if s < 5400:
-        return f"{round(s / 60)} min"
-    return f"{s / 3600:.1f} h"
 
 
 _SPECIAL_FILES = {

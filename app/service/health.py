@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.models import SourceConfig, SourceType
+from app.models import SourceConfig, SourceType
+from app.paths import STATE_DB_NAME, local_index_folder
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 
@@ -38,9 +39,9 @@ class Check:
 def check_index(index_uri: str, tables: Iterable[str]) -> list[Check]:
     """Readable: each existing table's newest manifest opens. Writable: a probe file can be
     created and removed in the index folder (a read-only or full disk fails here first)."""
-    if "://" in index_uri and not index_uri.startswith("file://"):
+    root = local_index_folder(index_uri)
+    if root is None:
         return [Check("index", OK, "remote index; not checked from here")]
-    root = Path(index_uri.removeprefix("file://"))
     checks: list[Check] = []
     if not root.exists():
         return [Check("index_readable", OK, "no index yet; it is created by the first sync")]
@@ -78,7 +79,7 @@ def check_index(index_uri: str, tables: Iterable[str]) -> list[Check]:
 
 
 def check_state(state_dir: Path) -> Check:
-    db = state_dir / "sync-state.sqlite3"
+    db = state_dir / STATE_DB_NAME
     if not db.exists():
         return Check("state", OK, "no sync state yet")
     try:
@@ -98,7 +99,7 @@ def check_sync_state(state_dir: Path, source_ids: Iterable[str]) -> list[Check]:
     error (the next one repairs and retries), index upkeep that failed (retried later)."""
     from app.core.state import SyncState
 
-    if not (state_dir / "sync-state.sqlite3").exists():
+    if not (state_dir / STATE_DB_NAME).exists():
         return []
     checks: list[Check] = []
     try:
@@ -142,9 +143,10 @@ def free_disk_mb(path: Path) -> float:
 
 
 def check_disk(index_uri: str, min_free_mb: int) -> Check:
-    if "://" in index_uri and not index_uri.startswith("file://"):
+    root = local_index_folder(index_uri)
+    if root is None:
         return Check("disk_space", OK, "remote index")
-    free = free_disk_mb(Path(index_uri.removeprefix("file://")))
+    free = free_disk_mb(root)
     if free < min_free_mb:
         return Check("disk_space", ERROR,
                      f"Only {free:,.0f} MB free on the index's disk (at least {min_free_mb:,} MB "

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings, save_sources
-from app.core.models import SourceConfig, SourceType
+from app.fsutil import write_atomic
+from app.models import SourceConfig, SourceType
 from app.service.events import EventBus
 from app.service.retry import Backoff, RetryState
 
@@ -740,11 +741,7 @@ class Service:
 
     def _write_status(self, data: dict[str, Any]) -> None:
         try:
-            path = self.settings.state_dir / STATUS_FILE
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, default=str))
-            tmp.replace(path)
+            write_atomic(self.settings.state_dir / STATUS_FILE, json.dumps(data, default=str))
         except Exception:
             log.exception("cannot write the service status file")
 
@@ -771,11 +768,7 @@ class Service:
 
     def _write_pause(self, data: dict[str, Any]) -> None:
         self._pause = data
-        path = self._pause_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
+        write_atomic(self._pause_path(), json.dumps(data))
 
 
 def _describe(exc: BaseException, settings: Settings) -> str:

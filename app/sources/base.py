@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from app.core.models import Listing, SourceConfig
+from app.models import Listing, SourceConfig
 
 
 class SourceError(Exception):

@@ -13,7 +13,7 @@ import re
 import stat as stat_mod
 from collections.abc import Iterable, Sequence
 
-from app.core.models import Listing, SourceConfig, SourceItem
+from app.models import Listing, SourceConfig, SourceItem
 from app.sources.base import SourceError
 
 IGNORE_FILE = ".lancedbsyncignore"

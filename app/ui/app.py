@@ -27,6 +27,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
 
 from app import __version__
+from app.fsutil import write_atomic
 from app.ui import status as st
 from app.ui.bridge import Bridge
 
@@ -463,11 +464,7 @@ class TrayApp(QObject):
             return set()
 
     def _write_ignored(self, ignored: set[str]) -> None:
-        path = self._ui_state_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ignored": sorted(ignored)}, indent=1))
-        tmp.replace(path)
+        write_atomic(self._ui_state_path(), json.dumps({"ignored": sorted(ignored)}, indent=1))
 
 
 def _delete(obj: QObject) -> None:

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from app.fsutil import write_atomic
+
 APP_ID = "lancedb-sync"
 DISPLAY_NAME = "LanceDB Sync"
 LAUNCH_LABEL = "com.lancedb-sync.tray"
@@ -53,10 +55,7 @@ class Autostart:
         if self.platform == "win32":
             self._win_set(subprocess_line(self.command))
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_bytes(self.render())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, self.render(), mode=0o644)
 
     def disable(self) -> None:
         if self.platform == "win32":

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.timefmt import ago
+from app.wording import ago
 
 # Tray states, most urgent first when several apply.
 ERROR, PAUSED, SYNCING, ATTENTION, IDLE = "error", "paused", "syncing", "attention", "idle"
@@ -81,12 +81,13 @@ def uri_to_path(uri: str) -> str:
 def fetch_snapshot(service: Any, ignored: set[str] | frozenset[str] = frozenset()) -> Snapshot:
     """Blocking (SQLite reads): call from a worker thread."""
     from app.core.state import SyncState
+    from app.paths import STATE_DB_NAME
 
     status = service.get_status()
     runs: dict[str, dict[str, Any]] = {}
     failed: list[FailedEntry] = []
     state_dir = service.settings.state_dir
-    if (state_dir / "sync-state.sqlite3").exists():
+    if (state_dir / STATE_DB_NAME).exists():
         state = SyncState.open(state_dir)
         try:
             runs = state.last_runs()

@@ -7,7 +7,7 @@ import os
 import time
 
 from app.config import load_settings, save_sources
-from app.core.models import SourceConfig, SourceType
+from app.models import SourceConfig, SourceType
 
 
 def make_settings(home, docs, **source_kw):

@@ -170,8 +170,8 @@ def test_second_backup_uploads_only_new_files(cli, home, indexed, moto, bucket, 
 
 def test_backup_while_a_sync_commits(home, docs, bucket, tmp_path):
     from app.config import save_sources
-    from app.core.models import SourceConfig, SourceType
     from app.core.sync import Indexer
+    from app.models import SourceConfig, SourceType
 
     make_docs(docs, {f"f{i:03}.txt": f"Note {i}: " + " ".join(f"word{i * j}" for j in range(60))
                      for i in range(150)})
@@ -563,7 +563,7 @@ def test_the_service_backs_up_after_a_changing_pass_and_on_request(home, docs, b
     import asyncio
 
     from app.config import save_sources
-    from app.core.models import SourceConfig, SourceType
+    from app.models import SourceConfig, SourceType
     from app.service.orchestrator import Service
 
     make_docs(docs)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from app.config import load_settings, save_sources
-from app.core.models import SourceConfig, SourceType
+from app.models import SourceConfig, SourceType
 from app.service.orchestrator import Service
 from tests.conftest import REPO
 from tests.helpers.service import indexed_names, make_settings, wait_for

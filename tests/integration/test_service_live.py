@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from app.config import load_settings, save_sources
-from app.core.models import SourceConfig, SourceType
+from app.models import SourceConfig, SourceType
 from app.service.orchestrator import Service
 from tests.conftest import REPO
 from tests.helpers.consistency import assert_consistent

@@ -237,8 +237,8 @@ def test_search_filters(cli, home, indexed, tmp_path):
 
 def test_python_api_runs_one_pass(tmp_path, docs):
     from app.config import load_settings
-    from app.core.models import SourceConfig, SourceType
     from app.core.sync import Indexer
+    from app.models import SourceConfig, SourceType
 
     make_docs(docs)
     settings = load_settings(home=tmp_path / "api-home", env={})

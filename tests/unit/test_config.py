@@ -1,7 +1,7 @@
 import pytest
 
 from app.config import ConfigError, load_settings, save_sources
-from app.core.models import SourceConfig, SourceType
+from app.models import SourceConfig, SourceType
 
 
 def test_defaults_and_portable_home(tmp_path):

@@ -7,7 +7,7 @@ import time
 
 from app.daemon import LiveView, LogLines, describe_event
 from app.service.events import Event
-from app.timefmt import eta
+from app.wording import eta
 
 
 class FakeService:

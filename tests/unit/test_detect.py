@@ -1,5 +1,5 @@
 from app.core.detect import RACY_WINDOW_NS, ChangeDetector
-from app.core.models import KnownDocument, Listing, SourceItem
+from app.models import KnownDocument, Listing, SourceItem
 
 OLD = 1_000_000_000_000_000_000  # an mtime long before any scan below
 SCAN = OLD + 10 * RACY_WINDOW_NS

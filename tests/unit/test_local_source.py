@@ -1,7 +1,7 @@
 import os
 from pathlib import Path
 
-from app.core.models import SourceConfig, SourceType
+from app.models import SourceConfig, SourceType
 from app.sources.local import LocalFolderSource
 
 PATTERNS = ("*.txt", "*.md", "*.pdf")
@@ -75,7 +75,7 @@ def test_unreadable_subfolder_reported(tmp_path):
               if os.geteuid() == 0 else [])
     script = (
         "import json, sys\n"
-        "from app.core.models import SourceConfig, SourceType\n"
+        "from app.models import SourceConfig, SourceType\n"
         "from app.sources.local import LocalFolderSource\n"
         "cfg = SourceConfig(SourceType.LOCAL_FILESYSTEM, 's', {'watch_paths': [sys.argv[1]]})\n"
         "l = LocalFolderSource(cfg, default_patterns=('*.txt',)).list()\n"

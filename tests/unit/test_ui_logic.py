@@ -13,7 +13,7 @@ from keyring.backend import KeyringBackend
 
 from app import secrets
 from app.config import ConfigError, load_settings, save_sources, save_values
-from app.core.models import SourceConfig, SourceType
+from app.models import SourceConfig, SourceType
 from app.ui import status as st
 from app.ui.autostart import Autostart, _desktop_quote
 from app.ui.display import display_problem

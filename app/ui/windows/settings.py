@@ -7,7 +7,6 @@ the embedding model shows what the re-embed costs first and runs it only after c
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import (
@@ -50,19 +49,12 @@ def optional_field(kind: str) -> str | None:
 
 def reembed_cost(old: str, new: str, chunks: int) -> str:
     """What switching the model costs, in words (pure)."""
+    from app.core.model_switch import switch_cost
+
     if not chunks or old == new:
         return ""
-    sync = sys.modules.get("app.core.sync")
-    rates = getattr(sync, "EMBED_RATE_ESTIMATE", {"wordllama": 1250.0})
-    rate = rates.get(new.split(":")[0].split("/")[0])
-    if rate:
-        seconds = chunks / rate
-        cost = f"about {max(1, round(seconds))} s" if seconds < 90 else \
-            f"about {round(seconds / 60)} min"
-    else:
-        cost = "a while (it depends on the endpoint's speed)"
-    return (f"Switching to {new} re-embeds all {chunks:,} chunks, {cost}. Search keeps "
-            "working with the old model until it is done.")
+    return (f"Switching to {new} re-embeds all {chunks:,} chunks, {switch_cost(new, chunks)}. "
+            "Search keeps working with the old model until it is done.")
 
 
 class SettingsWindow(QWidget):

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.models import SourceConfig, SourceType
+from app.models import SourceConfig, SourceType
 from app.ui import status as st
 from app.ui.windows.common import Banner, muted, setup_window
 

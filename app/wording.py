@@ -1,4 +1,5 @@
-"""Times for people: "2 min ago", "ETA 3:05". One wording for the CLI, the daemon and the tray."""
+"""Times and sizes for people: "2 min ago", "ETA 3:05", "about 4 min", "12.0 MB". One wording
+for the CLI, the daemon and the tray."""
 
 from __future__ import annotations
 
@@ -28,3 +29,21 @@ def eta(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60}:{s % 60:02d}"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def duration(seconds: float) -> str:
+    """A rough length of time: "12 s", "4 min", "1.5 h" (estimates, costs)."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def size(n: float) -> str:
+    """Bytes for people: "512 B", "3.4 KB", "12.0 MB", "1.2 GB" (powers of 1,024)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
