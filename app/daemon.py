@@ -16,10 +16,23 @@ import time
 from collections import deque
 from typing import Any, TextIO
 
-from app.service.events import Event
+from app.cli.errors import EXIT_BUSY, EXIT_OK
+from app.service.events import (
+    BackupFailed,
+    ClockJumped,
+    Event,
+    HealthChanged,
+    PassProgress,
+    Paused,
+    Resumed,
+    StateChanged,
+    SyncFailed,
+    SyncFinished,
+    WatcherChanged,
+)
+from app.service.status import ServiceStatus, SourceStatus
 from app.wording import ago, eta
 
-EXIT_OK, EXIT_BUSY = 0, 3
 REDRAW_S = 0.25
 
 
@@ -31,9 +44,8 @@ async def run_service(settings: Any, *, watch: bool | None, out: TextIO, err: Te
     service = Service(settings, watch=watch)
     try:
         await service.start()
-    except IndexLockedError:
-        print("lancedb-sync: another instance is already running on this index; stop it "
-              "first (or use its tray menu).", file=err)
+    except IndexLockedError as exc:
+        print(f"lancedb-sync: {exc}", file=err)
         return EXIT_BUSY
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -72,30 +84,29 @@ def describe_finished(source_id: str, report: dict[str, Any]) -> str | None:
 def describe_event(ev: Event) -> str | None:
     """The plain-text line for an event, or None for events not worth a line."""
     who = ev.source_id or "service"
-    d = ev.data
-    if ev.kind == "sync_finished":
-        return describe_finished(who, d["report"])
-    if ev.kind == "error":
-        return f"{who}: error: {d['reason']} (retry in {d['retry_in']:.0f} s)"
-    if ev.kind == "watcher":
-        if d["state"] == "degraded":
-            return f"{who}: watcher degraded: {d['reason']}"
-        if d["state"] == "watching":
+    match ev:
+        case SyncFinished(report=report):
+            return describe_finished(who, report)
+        case SyncFailed(reason=reason, retry_in=retry_in):
+            return f"{who}: error: {reason} (retry in {retry_in:.0f} s)"
+        case WatcherChanged(state="degraded", reason=reason):
+            return f"{who}: watcher degraded: {reason}"
+        case WatcherChanged(state="watching"):
             return f"{who}: watching for changes"
-        return None
-    if ev.kind == "paused":
-        until = d.get("until")
-        return "paused" + (" until " + time.strftime("%H:%M", time.localtime(until))
-                           if until else " until resumed")
-    if ev.kind == "resumed":
-        return "resumed"
-    if ev.kind == "health":
-        problems = "; ".join(c["detail"] for c in d["checks"])
-        return f"health: {d['status']}" + (f": {problems}" if problems else "")
-    if ev.kind == "state" and d.get("state") == "paused" and d.get("reason"):
-        return f"{who}: holding: {d['reason']}"
-    if ev.kind == "clock_jump":
-        return f"clock jumped by {d['seconds']} s (sleep/resume?): checking every source"
+        case Paused(until=until):
+            return "paused" + (" until " + time.strftime("%H:%M", time.localtime(until))
+                               if until else " until resumed")
+        case Resumed():
+            return "resumed"
+        case HealthChanged(status=status, checks=checks):
+            problems = "; ".join(c["detail"] for c in checks)
+            return f"health: {status}" + (f": {problems}" if problems else "")
+        case StateChanged(state="paused", reason=reason) if reason:
+            return f"{who}: holding: {reason}"
+        case ClockJumped(seconds=seconds):
+            return f"clock jumped by {seconds} s (sleep/resume?): checking every source"
+        case BackupFailed(reason=reason):
+            return f"backup failed: {reason}"
     return None
 
 
@@ -118,27 +129,26 @@ class LogLines:
                 print(f"{stamp} {line}", file=self.out, flush=True)
 
     @staticmethod
-    def opening(status: dict[str, Any]) -> list[str]:
+    def opening(status: ServiceStatus) -> list[str]:
         lines = []
-        health = status.get("health") or {}
+        health = status.health or {}
         checks = [c for c in health.get("checks", []) if c["status"] != "ok"]
         if checks:
             lines.append(f"health: {health.get('status')}: "
                          + "; ".join(c["detail"] for c in checks))
-        reasons = {s["waiting"] for s in status.get("sources", []) if s.get("waiting")}
+        reasons = {s.waiting for s in status.sources if s.waiting}
         said = " ".join(lines)
         lines.extend(f"holding: {r}" for r in sorted(reasons) if r not in said)
         return lines
 
     def line(self, ev: Event) -> str | None:
-        if ev.kind == "progress":
-            d = ev.data
+        if isinstance(ev, PassProgress):
             now = time.monotonic()
-            if d["phase"] != "indexing" or now - self._last_progress.get(ev.source_id, 0) < 2:
+            if ev.phase != "indexing" or now - self._last_progress.get(ev.source_id, 0) < 2:
                 return None
             self._last_progress[ev.source_id] = now
-            left = f", ETA {eta(d['eta_s'])}" if d.get("eta_s") else ""
-            return (f"{ev.source_id}: {d['done']:,}/{d['total']:,} indexed, {d['failed']} "
+            left = f", ETA {eta(ev.eta_s)}" if ev.eta_s else ""
+            return (f"{ev.source_id}: {ev.done:,}/{ev.total:,} indexed, {ev.failed} "
                     f"failed{left}")
         return describe_event(ev)
 
@@ -176,15 +186,15 @@ class LiveView:
     def lines(self) -> list[str]:
         status = self.service.get_status()
         width = max(20, _terminal_width() - 1)
-        health = (status.get("health") or {}).get("status", "…")
-        head = "paused" if status["paused"] else ("held" if status.get("held") else "running")
-        q = status.get("queue") or {}
-        out = [f"lancedb-sync · {head} · health {health} · queue {q.get('sources', 0)} "
-               f"source(s), {q.get('paths', 0)} path(s) · Ctrl-C stops"]
-        for s in status["sources"]:
+        health = (status.health or {}).get("status", "…")
+        head = "paused" if status.paused else ("held" if status.held else "running")
+        q = status.queue
+        out = [f"lancedb-sync · {head} · health {health} · queue {q.sources} "
+               f"source(s), {q.paths} path(s) · Ctrl-C stops"]
+        for s in status.sources:
             out.append("  " + source_line(s))
-            if s.get("waiting"):
-                out.append("    ↳ " + s["waiting"])
+            if s.waiting:
+                out.append("    ↳ " + s.waiting)
         if self.recent:
             out.append("Recent:")
             out.extend("  " + r for r in self.recent)
@@ -207,23 +217,22 @@ class LiveView:
             self.draw()
 
 
-def source_line(s: dict[str, Any]) -> str:
-    sid, state = s["source_id"], s["state"]
-    p = s.get("progress")
-    if p and p.get("total"):
-        pct = 100 * p["done"] / p["total"]
-        rate = f" {p['rate']:.0f}/s" if p.get("rate") else ""
-        left = f" ETA {eta(p['eta_s'])}" if p.get("eta_s") else ""
-        current = f"  {p['current'].removeprefix('file://')}" if p.get("current") else ""
-        return (f"{sid:<16} {state:<9} {p['done']:,}/{p['total']:,} {pct:3.0f}%{rate}{left}"
+def source_line(s: SourceStatus) -> str:
+    sid, state, p = s.source_id, s.state, s.progress
+    if p and p.total:
+        pct = 100 * p.done / p.total
+        rate = f" {p.rate:.0f}/s" if p.rate else ""
+        left = f" ETA {eta(p.eta_s)}" if p.eta_s else ""
+        current = f"  {p.current.removeprefix('file://')}" if p.current else ""
+        return (f"{sid:<16} {state:<9} {p.done:,}/{p.total:,} {pct:3.0f}%{rate}{left}"
                 f"{current}")
-    last = s.get("last_sync") or {}
+    last = s.last_sync or {}
     when = ""
     if last.get("finished_at"):
         when = f" · synced {ago(last['finished_at'])}"
-    failed = f" · {s['failed']:,} failed" if s.get("failed") else ""
-    watch = f" · {s['watcher']}" if s.get("watcher") not in (None, "off") else ""
-    return f"{sid:<16} {state:<9} {s['documents']:,} docs{failed}{when}{watch}"
+    failed = f" · {s.failed:,} failed" if s.failed else ""
+    watch = f" · {s.watcher}" if s.watcher not in (None, "off") else ""
+    return f"{sid:<16} {state:<9} {s.documents:,} docs{failed}{when}{watch}"
 
 
 def _terminal_width() -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -137,3 +138,64 @@ class SyncReport:
             "maintenance_errors": list(self.maintenance_errors),
             **({"error": self.error} if self.error else {}),
         }
+
+
+@dataclass(slots=True)
+class Progress:
+    """Where a pass is. `done` counts documents committed (searchable), `parsed` those read so
+    far; rate and ETA follow `done`, since embedding, not parsing, sets the pace."""
+
+    source_id: str
+    phase: str  # scanning | indexing | maintaining | done
+    done: int = 0
+    total: int = 0
+    failed: int = 0
+    current: str = ""
+    rate: float = 0.0  # documents committed per second
+    eta_s: float | None = None
+    parsed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FailedFile:
+    """One entry of the failed-files ledger. `previous_kept`: the file's current version could
+    not be read, but an earlier version is indexed and stays searchable. `retrying`: the
+    failure may pass and the file is tried again on later passes."""
+
+    doc_uid: str
+    source_id: str
+    uri: str
+    status: str
+    error: str
+    indexed_at: float
+    previous_kept: bool = False
+    retrying: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    source_id: str | None = None
+    file_type: str | None = None  # extension ("pdf") or mime prefix ("text/")
+    path_prefix: str | None = None
+    modified_after: datetime | None = None
+
+    @property
+    def needs_documents(self) -> bool:
+        return bool(self.file_type or self.path_prefix or self.modified_after)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    doc_uid: str
+    source_id: str
+    title: str
+    uri: str
+    snippet: str
+    page: int | None
+    heading: str
+    score: float
+    chunk_id: str
+    mime: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

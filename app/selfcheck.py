@@ -76,38 +76,40 @@ def check_imports() -> dict[str, str]:
 
 
 def check_index_and_search(home: Path) -> dict[str, Any]:
-    from app.config import load_settings
-    from app.core.search import Searcher
-    from app.core.sync import Indexer
+    """Index three sample files and search them three ways, through the Service, as the faces
+    do."""
+    import asyncio
+
+    from app.config import load_settings, save_sources
     from app.models import SourceConfig, SourceType
+    from app.service import Service
 
     folder = home / "sample"
     folder.mkdir(parents=True)
     for name, text in SAMPLE.items():
         (folder / name).write_text(text, encoding="utf-8")
     settings = load_settings(home=home, env={}, overrides={"max_concurrent_processing": 1})
-    source = SourceConfig(SourceType.LOCAL_FILESYSTEM, "selfcheck",
-                          {"watch_paths": [str(folder)]})
-    with Indexer(settings) as indexer:
-        report = indexer.sync_source(source)
-        if report.added != len(SAMPLE) or report.failed:
-            raise RuntimeError(f"indexed {report.added} of {len(SAMPLE)} files "
-                               f"({report.failures or report.problems})")
-        store = indexer.store
-        indices = sorted(",".join(i.columns) for i in store.chunks.list_indices())
-        if "text" not in indices:
-            raise RuntimeError(f"no full-text index was built (indexes: {indices})")
-        searcher = Searcher(store, indexer.embedder.embedder)  # the model, not its cache
-        vector = searcher.search("satellite gravity", k=1, mode="vector")
-        hybrid = searcher.search("knead dough", k=1, mode="hybrid")
-        fts = searcher.search("silt", k=1, mode="fts")
-        for mode, hits, want in (("vector", vector, "orbit.txt"), ("hybrid", hybrid,
-                                 "bread.html"), ("fts", fts, "river.md")):
-            if not hits or not hits[0].uri.endswith(want):
-                raise RuntimeError(f"{mode} search did not find {want}: {hits[:1]}")
-        return {"documents": report.added, "chunks": report.chunks_written,
-                "indexes": indices, "embed_model": indexer.model_id,
-                "dim": int(indexer.embedder.dim)}
+    settings = save_sources(settings, (SourceConfig(SourceType.LOCAL_FILESYSTEM, "selfcheck",
+                                                    {"watch_paths": [str(folder)]}),))
+    service = Service(settings)
+    report = asyncio.run(service.sync_once())[0]
+    if report.added != len(SAMPLE) or report.failed:
+        raise RuntimeError(f"indexed {report.added} of {len(SAMPLE)} files "
+                           f"({report.failures or report.problems})")
+    found = asyncio.run(service.check())["found"]
+    if not found.clean:
+        raise RuntimeError("the index is not consistent: " + "; ".join(found.problems()))
+    for mode, query, want in (("vector", "satellite gravity", "orbit.txt"),
+                              ("hybrid", "knead dough", "bread.html"),
+                              ("fts", "silt", "river.md")):
+        hits = service.search(query, k=1, mode=mode)
+        if not hits or not hits[0].uri.endswith(want):
+            raise RuntimeError(f"{mode} search did not find {want}: {hits[:1]}")
+    indices, dim = service.index_indexes()
+    if "text" not in indices:
+        raise RuntimeError(f"no full-text index was built (indexes: {indices})")
+    return {"documents": report.added, "chunks": report.chunks_written, "indexes": indices,
+            "embed_model": service.index_model(), "dim": dim}
 
 
 def check_parser_worker() -> str:

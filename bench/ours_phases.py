@@ -70,6 +70,7 @@ def main() -> int:
     from app.config import load_settings, save_sources
     from app.core.sync import Indexer
     from app.models import SourceConfig, SourceType
+    from app.sources.registry import make_source
 
     settings = load_settings(home=args.home, env={})
     config: dict = {"watch_paths": [str(args.corpus.resolve())]}
@@ -79,7 +80,7 @@ def main() -> int:
     # Saved like `sources add` would, so the CLI can be timed on the same home afterwards.
     settings = save_sources(settings, (source,))
     sampler = _TreeRssSampler()
-    with Indexer(settings) as ix:
+    with Indexer(settings, sources=make_source) as ix:
         # Like the peer's figures, ours exclude imports and the model load: a process pays them
         # once, not per sync. (The cold command line is timed separately, start to finish.)
         _ = ix.store

@@ -31,16 +31,17 @@ def index_lock_path(index_uri: str) -> Path | None:
 
 
 def holder_description() -> str:
-    command = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
-    args = " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))
-    if command in ("__main__.py", "-m", "-c"):
-        command = "lancedb-sync"
+    """Who holds a lock, for the message the next writer gets: process id, host, command and
+    home ("pid 4242 on laptop: lancedb-sync run, home /media/usb/lds")."""
+    args = list(sys.argv[1:])
     home = os.environ.get("LANCEDB_SYNC_HOME", "")
-    for i, a in enumerate(sys.argv):
-        if a == "--home" and i + 1 < len(sys.argv):
-            home = sys.argv[i + 1]
+    if "--home" in args:
+        i = args.index("--home")
+        home = args[i + 1] if i + 1 < len(args) else home
+        del args[i:i + 2]
+    command = " ".join(["lancedb-sync", *[a for a in args[:2] if not a.startswith("-")]])
     where = f", home {home}" if home else ""
-    return f"pid {os.getpid()} on {socket.gethostname()}: {command} {args}".rstrip() + where
+    return f"pid {os.getpid()} on {socket.gethostname()}: {command}{where}"
 
 
 class WriterLock:

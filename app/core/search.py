@@ -8,11 +8,10 @@ prefix and modification date narrow the documents before ranking.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from app.core.store import Store, sql_in
+from app.models import SearchFilters, SearchHit
 
 if TYPE_CHECKING:
     from app.core.embedding import Embedder
@@ -21,35 +20,6 @@ Mode = Literal["hybrid", "vector", "fts"]
 RRF_K = 60
 # Beyond this many matching documents a filter is applied after ranking instead of before.
 PREFILTER_MAX_DOCS = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    source_id: str | None = None
-    file_type: str | None = None  # extension ("pdf") or mime prefix ("text/")
-    path_prefix: str | None = None
-    modified_after: datetime | None = None
-
-    @property
-    def needs_documents(self) -> bool:
-        return bool(self.file_type or self.path_prefix or self.modified_after)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    doc_uid: str
-    source_id: str
-    title: str
-    uri: str
-    snippet: str
-    page: int | None
-    heading: str
-    score: float
-    chunk_id: str
-    mime: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _quote(value: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.models import KnownDocument
+from app.models import FailedFile, KnownDocument
 from app.paths import STATE_DB_NAME, local_index_folder
 
 SCHEMA = """
@@ -126,22 +126,6 @@ class KnownDocs(Mapping[str, KnownDocument]):
 
     def __len__(self) -> int:
         return len(self._quick)
-
-
-@dataclass(frozen=True, slots=True)
-class FailedFile:
-    """One entry of the failed-files ledger. `previous_kept`: the file's current version could
-    not be read, but an earlier version is indexed and stays searchable. `retrying`: the
-    failure may pass and the file is tried again on later passes."""
-
-    doc_uid: str
-    source_id: str
-    uri: str
-    status: str
-    error: str
-    indexed_at: float
-    previous_kept: bool = False
-    retrying: bool = False
 
 
 @dataclass(frozen=True, slots=True)

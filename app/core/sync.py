@@ -30,7 +30,7 @@ from app.core.hashing import chunk_id, hash_file, hash_text
 from app.core.lock import IndexWriterLock
 from app.core.model_switch import ModelChangeError, embedder_model_id, model_change_message
 from app.core.state import FileFailure, SyncState, table_version_fingerprint
-from app.models import KnownDocument, SourceConfig, SourceItem, SourceType, SyncReport
+from app.models import KnownDocument, Progress, SourceConfig, SourceItem, SyncReport
 
 if TYPE_CHECKING:
     from app.core.embedding import CachedEmbedder
@@ -44,22 +44,6 @@ BATCH_CHUNKS = 4096
 BATCH_SECONDS = 3.0
 # Files handed to the parsers ahead of the embedder, so parsing goes on during a commit.
 IN_FLIGHT = 256
-
-
-@dataclass(slots=True)
-class Progress:
-    """Where a pass is. `done` counts documents committed (searchable), `parsed` those read so
-    far; rate and ETA follow `done`, since embedding, not parsing, sets the pace."""
-
-    source_id: str
-    phase: str  # scanning | indexing | maintaining | done
-    done: int = 0
-    total: int = 0
-    failed: int = 0
-    current: str = ""
-    rate: float = 0.0  # documents committed per second
-    eta_s: float | None = None
-    parsed: int = 0
 
 
 @dataclass(slots=True)
@@ -204,8 +188,13 @@ class Indexer:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         cancel: threading.Event | None = None,
+        sources: Callable[[SourceConfig, Settings], Any] | None = None,
     ) -> None:
+        """`sources` builds a source object for a configured source (the service passes
+        `app.sources.registry.make_source`); an indexer without it can repair, check, purge
+        and clean up, but not run passes."""
         self.settings = settings
+        self._make_source = sources
         _load_time_zones()
         self.on_progress = on_progress or (lambda p: None)
         self.cancel = cancel or threading.Event()
@@ -414,7 +403,9 @@ class Indexer:
 
     def _sync_source(self, config: SourceConfig, report: SyncReport,
                      paths: Iterable[str] | None) -> None:
-        source = make_source(config, self.settings)
+        if self._make_source is None:
+            raise RuntimeError("This Indexer was made without a source registry (sources=…).")
+        source = self._make_source(config, self.settings)
         self.on_progress(Progress(config.source_id, "scanning"))
         scan_ns = time.time_ns()
         listing = source.list() if paths is None else source.list_paths(paths)
@@ -1070,18 +1061,3 @@ def _safe_hash(item: SourceItem) -> str | None:
         return hash_file(item.path or item.native_id)
     except OSError:
         return None
-
-
-def make_source(config: SourceConfig, settings: Settings):
-    if config.source_type is SourceType.LOCAL_FILESYSTEM:
-        from app.core.extract import DEFAULT_PATTERNS
-        from app.sources.local import LocalFolderSource
-
-        # Add-on parsers extend what "every supported format" means.
-        plugin_patterns = tuple(f"*{ext}" for ext in settings.extractor_plugins)
-        return LocalFolderSource(config, default_patterns=DEFAULT_PATTERNS + plugin_patterns,
-                                 include_hidden=settings.include_hidden,
-                                 follow_symlinks=settings.follow_symlinks)
-    from app.sources.base import SourceError
-
-    raise SourceError(f"Source type {config.source_type.value!r} is not supported yet.")

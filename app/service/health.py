@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from app.models import SourceConfig, SourceType
+from app.models import SourceConfig
 from app.paths import STATE_DB_NAME, local_index_folder
 
 OK, WARNING, ERROR = "ok", "warning", "error"
@@ -155,28 +155,10 @@ def check_disk(index_uri: str, min_free_mb: int) -> Check:
 
 
 def check_source(source: SourceConfig) -> Check:
-    sid = source.source_id
-    if source.source_type is not SourceType.LOCAL_FILESYSTEM:
-        return Check("source", OK, "checked when it syncs", sid)
-    roots = source.config.get("watch_paths") or []
-    if not roots:
-        return Check("source", ERROR, "No folders configured.", sid)
-    missing = []
-    for root in roots:
-        path = Path(root).expanduser()
-        try:
-            with os.scandir(path) as it:
-                next(it, None)
-        except FileNotFoundError:
-            missing.append(f"{path} is missing (a removed drive or a moved folder?)")
-        except PermissionError:
-            missing.append(f"{path} cannot be read (permissions)")
-        except OSError as exc:
-            missing.append(f"{path}: {exc.strerror or exc}")
-    if missing:
-        return Check("source", ERROR, "; ".join(missing) + ". Nothing under it is removed from "
-                                                           "the index meanwhile.", sid)
-    return Check("source", OK, f"{len(roots)} folder{'s' * (len(roots) != 1)} reachable", sid)
+    from app.sources.registry import check_source as check
+
+    result = check(source)
+    return Check("source", OK if result.ok else ERROR, result.detail, source.source_id)
 
 
 def check_watcher(source_id: str, state: str, reason: str) -> Check:

@@ -1,37 +1,30 @@
-"""The sync service: keeps every source's documents indexed while it runs.
+"""The sync service: keeps every source's documents indexed while it runs, and the one API every
+face uses (the tray, the command line, `lancedb-sync run`, the REST API).
 
-One asyncio loop (the tray's qasync loop or plain asyncio headless) runs the scheduling; each
-pass runs in a worker thread through one `Indexer` (the index's single writer). Watch hints are
-handled before periodic full passes, one pass at a time. No Qt, no HTTP here: the CLI daemon,
-the tray and the REST API drive this object and consume its `events`.
+One asyncio loop (the tray's qasync loop, or plain asyncio headless) runs the scheduling; each
+pass runs on a dedicated thread through one `Indexer` (the index's single writer). The parts:
+  - scheduler.py: which pass runs next (watch hints before full passes, back-off after errors);
+  - watchers.py: live watching of the folders, with a polling fallback;
+  - operations.py: search, the failed-files ledger, retry and ignore, check, cleanup,
+    re-embedding and one-off passes (also usable with no loop running: the command line);
+  - backups.py: automatic and requested backups;
+  - status.py / events.py: what it says about itself, as typed snapshots and events.
+Health checks run every `HEALTH_CHECK_INTERVAL`; syncing is *held* (nothing is lost, work stays
+queued) while paused, on battery with `pause_on_battery`, or while the index cannot be written;
+`get_status()` says why, per source. A jump of the wall clock against the monotonic one (sleep
+and resume) triggers a reconciliation pass of every source.
 
-A source whose pass fails is retried with exponential backoff and jitter (`MAX_RETRIES`), then
-only every few minutes until it recovers or the user asks for a sync.
-
-Every `HEALTH_CHECK_INTERVAL` a health check looks at the index (readable, writable, free disk),
-each source and each watcher; a degraded watcher is offered live watching again, with backoff.
-Syncing is *held* (nothing is lost, work stays queued) while paused, on battery with
-`pause_on_battery`, or while the index cannot be written; `get_status()` says why, per source.
-A jump of the wall clock against the monotonic one (sleep and resume) triggers a
-reconciliation pass of every source, since the OS may have dropped events meanwhile.
-
-The running service also keeps `service-status.json` in the state folder up to date, so that
-`lancedb-sync status` in another process can show what it is doing.
-
-With a backup bucket configured (`S3_BUCKET`, `backup_auto`), a pass that changed the index makes
-a backup due; it runs (beside later passes, never blocking them) once `backup_interval` has
-passed since the last one (`app/backup/service_api.py`). `backup_now()` is the "Back up now"
-button.
+No Qt and no HTTP here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,25 +33,46 @@ from typing import Any
 
 from app.config import Settings, save_sources
 from app.fsutil import write_atomic
-from app.models import SourceConfig, SourceType
-from app.service.events import EventBus
-from app.service.retry import Backoff, RetryState
+from app.models import Progress, SourceConfig
+from app.service.backups import BackupControl
+from app.service.events import (
+    ClockJumped,
+    EventBus,
+    HealthChanged,
+    PassProgress,
+    Paused,
+    RemovalFinished,
+    Resumed,
+    StateChanged,
+    SyncFailed,
+    SyncFinished,
+    WatcherChanged,
+)
+from app.service.operations import IndexOperations
+from app.service.scheduler import Job, Scheduler
+from app.service.status import (
+    PassInfo,
+    ServiceStatus,
+    SourceStatus,
+    read_running_status,
+    remove_status_file,
+    write_status_file,
+)
+from app.service.watchers import Watchers
 
 log = logging.getLogger(__name__)
 
 PAUSE_FILE = "service.json"
-STATUS_FILE = "service-status.json"
 
 # A wall-clock step this much larger (or smaller) than the monotonic one means the machine slept
 # or its clock was set.
 CLOCK_JUMP_S = 60.0
 # A health check that takes longer than this (a hung network mount) is reported as such.
 HEALTH_TIMEOUT_S = 20.0
-# Offering live watching again to a degraded watcher: first after this, then doubling.
-REARM_FIRST_S, REARM_MAX_S = 60.0, 3600.0
+PURGE_RETRY = "*purge*"  # the scheduler's retry key of an interrupted removal
 
 
-class Service:
+class Service(IndexOperations, BackupControl):
     def __init__(self, settings: Settings, *, watch: bool | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
@@ -66,11 +80,8 @@ class Service:
                  observer_factory: Callable[[], Any] | None = None,
                  credentials_provider: Callable[[], Any] | None = None) -> None:
         self.settings = settings
-        self._credentials_provider = credentials_provider
-        self._backups: Any = None  # BackupScheduler, made on first use when a bucket is set
-        self._backup_task: asyncio.Task[Any] | None = None
-        self._backup_cancel = threading.Event()
-        self._backup_status: dict[str, Any] = {}
+        self._init_operations()
+        self._init_backups(credentials_provider)
         # The pause survives restarts in state/service.json; read once here, then kept in memory
         # (get_status and the scheduler ask for it constantly, and only this object writes it).
         self._pause = self._read_pause()
@@ -81,35 +92,36 @@ class Service:
 
             power_probe = on_battery
         self._power_probe = power_probe
-        self._observer_factory = observer_factory
+        self.events = EventBus()
+        self._watch = settings.enable_source_monitoring if watch is None else watch
+        self.scheduler = Scheduler(max_retries=settings.max_retries, clock=clock)
+        self.watchers = Watchers(on_paths=self._paths_seen, on_state=self._watcher_state,
+                                 observer_factory=observer_factory, clock=clock)
         self._health: dict[str, Any] = {}
         self._hold: str | None = None  # why syncing is held, besides a pause
         self._on_battery = False
-        self._rearm: dict[str, tuple[float, float]] = {}  # sid -> (next try, current delay)
         self._clock_mark: tuple[float, float] | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._status_write: asyncio.Handle | None = None
         self._started_at = 0.0
         self._pass_executor: ThreadPoolExecutor | None = None
         self._counts: dict[str, dict[str, int]] = {}
-        self._retry: dict[str, RetryState] = {}
-        self.events = EventBus()
-        self._watch = settings.enable_source_monitoring if watch is None else watch
         self._indexer: Any = None
-        self._watchers: dict[str, Any] = {}
-        self._pending: dict[str, set[str] | None] = {}  # None: a full pass is due
-        self._next_full: dict[str, float] = {}
         self._states: dict[str, str] = {}
         self._last: dict[str, dict[str, Any]] = {}
-        self._progress: dict[str, dict[str, Any]] = {}
+        self._progress: dict[str, PassInfo] = {}
         self._current: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
-        self._purge_pending = False  # a removal's purge failed; retried with backoff
+        self._purge_pending = False  # a removal's purge failed; retried with back-off
 
     # -- life cycle -------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._indexer is not None
 
     async def start(self) -> None:
         """Open the index (raises IndexLockedError if another instance writes to it), arm the
@@ -124,22 +136,21 @@ class Service:
             from app.core.priority import lower_thread_priority
 
             init = lower_thread_priority
-        # Passes run on their own thread so low priority applies to them (and to the parser and
-        # pipeline threads they start, which inherit it) but never to the event loop.
         self._pass_executor = ThreadPoolExecutor(1, thread_name_prefix="sync-pass",
                                                  initializer=init)
-        # Importing the engine (numpy, the embedder's modules) takes about a second: not on the
-        # loop, which may be a UI's.
+        # Importing the engine (the embedder's modules, the parsers' registry) takes about a
+        # second: not on the loop, which may be a UI's.
         engine = await asyncio.to_thread(importlib.import_module, "app.core.sync")
+        from app.sources.registry import make_source
+
         self._indexer = await asyncio.to_thread(engine.Indexer, self.settings,
-                                                on_progress=self._on_progress)
+                                                on_progress=self._on_progress,
+                                                sources=make_source)
         for source in self.settings.sources:
             if source.enabled:
                 await self._arm(source)
         await self._refresh_counts()
-        scheduler = self._backup_scheduler()
-        if scheduler is not None:
-            self._backup_status = await asyncio.to_thread(scheduler.status)
+        await self._load_backup_status()
         await self.check_health()
         self._task = asyncio.create_task(self._run(), name="lancedb-sync service")
         self._health_task = asyncio.create_task(self._health_loop(), name="lancedb-sync health")
@@ -154,15 +165,11 @@ class Service:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
-        self._backup_cancel.set()  # an upload stops at its next part; nothing is published
-        if self._backup_task is not None:
-            with contextlib.suppress(Exception):
-                await self._backup_task
+        await self._stop_backups()
         if self._task:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for sid in list(self._watchers):
-            await self._disarm(sid)
+        await self.watchers.stop_all()
         if self._status_write is not None:
             self._status_write.cancel()
         if self._indexer is not None:
@@ -172,7 +179,7 @@ class Service:
             self._pass_executor.shutdown(wait=True)
             self._pass_executor = None
         with contextlib.suppress(OSError):
-            (self.settings.state_dir / STATUS_FILE).unlink()
+            remove_status_file(self.settings.state_dir)
 
     # -- sources ----------------------------------------------------------------------------------
 
@@ -184,34 +191,36 @@ class Service:
             await self._arm(source)
 
     async def remove_source(self, source_id: str, *, purge: bool = False) -> None:
-        await self._disarm(source_id)
-        self._pending.pop(source_id, None)
+        """Stop serving a source and forget it; with `purge`, delete its documents too. If the
+        deletion is interrupted, the next write (or the service's own retry) finishes it."""
+        await self.watchers.disarm(source_id)
+        self.scheduler.disarm(source_id)
         self.settings = save_sources(self.settings, tuple(
             s for s in self.settings.sources if s.source_id != source_id))
         self._states.pop(source_id, None)
         if self._current == source_id:
             self.cancel_current()
-        if purge and self._indexer is not None:
-            # On the pass thread: after the cancelled pass, never beside it.
+        if purge:
             try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._pass_executor, self._indexer.purge_source, source_id)
+                await self.purge_source(source_id)
             except Exception as exc:
-                # The purge is recorded in the sync state: the next write finishes it. Until
-                # then the service retries on its own, with backoff, like a failing pass.
+                if not self.running:
+                    raise
                 log.exception("removing the documents of %s failed", source_id)
                 self._purge_pending = True
-                wait = self._retry_state("*purge*").record_failure(str(exc))
-                self.events.publish("error", source_id, reason=_describe(exc, self.settings),
-                                    retry_in=round(wait, 1), failures=1, failing=False)
+                wait = self.scheduler.retry(PURGE_RETRY).record_failure(str(exc))
+                self.events.publish(SyncFailed(source_id=source_id,
+                                               reason=_describe(exc, self.settings),
+                                               retry_in=round(wait, 1)))
                 self._poke()
             await self._refresh_counts()
 
     async def update_source(self, source: SourceConfig) -> None:
-        await self._disarm(source.source_id)
+        await self.watchers.disarm(source.source_id)
+        self.scheduler.disarm(source.source_id)
         self.settings = save_sources(self.settings, tuple(
             source if s.source_id == source.source_id else s for s in self.settings.sources))
-        if source.enabled:
+        if source.enabled and self._loop is not None:
             await self._arm(source)
 
     # -- control ----------------------------------------------------------------------------------
@@ -219,21 +228,24 @@ class Service:
     def sync_now(self, source_id: str | None = None) -> None:
         for source in self.settings.sources:
             if source.enabled and (source_id is None or source.source_id == source_id):
-                self._pending[source.source_id] = None
-                self._retry_state(source.source_id).reset_wait()
+                self.scheduler.request_full(source.source_id, now=True)
         self._poke()
+
+    def _after_retry(self, source_id: str | None) -> None:
+        if self.running:
+            self.sync_now(source_id)
 
     def pause(self, until: float | None = None) -> None:
         """Pause for `until` (epoch seconds) or until `resume()`; survives a restart."""
         self._write_pause({"paused": True, "until": until})
         self.cancel_current()
-        self.events.publish("paused", until=until)
+        self.events.publish(Paused(until=until))
         self._apply_holds()
         self._poke()
 
     def resume(self) -> None:
         self._write_pause({"paused": False, "until": None})
-        self.events.publish("resumed")
+        self.events.publish(Resumed())
         self._apply_holds()
         self._poke()
 
@@ -241,39 +253,83 @@ class Service:
         if self._indexer is not None and self._current is not None:
             self._indexer.cancel.set()
 
-    def get_status(self) -> dict[str, Any]:
-        """Everything a front end shows: per-source state and why it waits, counts, progress,
-        the last pass, retries, the watcher, the queue and the latest health check. No I/O
-        (the counts are refreshed after each pass), so a UI may call it on its own thread."""
-        counts = self._counts
+    @property
+    def paused(self) -> tuple[bool, float | None]:
+        data = self._pause
+        if not data.get("paused"):
+            return False, None
+        until = data.get("until")
+        if until is not None and time.time() >= until:
+            return False, None
+        return True, until
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def get_status(self) -> ServiceStatus:
+        """Everything a face shows: per-source state and why it waits, counts, progress, the
+        last pass, retries, the watcher, the queue and the latest health check. No I/O (the
+        counts are refreshed after each pass), so a UI may call it on its own thread."""
         paused, until = self.paused
         sources = []
         for s in self.settings.sources:
             sid = s.source_id
-            watcher = self._watchers.get(sid)
-            c = counts.get(sid, {})
-            retry = self._retry_state(sid)
-            pending = self._pending.get(sid, ())
-            sources.append({
-                "source_id": sid, "source_type": s.source_type.value,
-                "enabled": s.enabled, "state": self._states.get(sid, "idle"),
-                "waiting": self._waiting_reason(s),
-                "documents": c.get("indexed", 0), "failed": c.get("failed", 0),
-                "skipped": c.get("skipped", 0), "chunks": c.get("chunks", 0),
-                "watcher": watcher.state if watcher else "off",
-                "watcher_reason": watcher.degraded_reason if watcher else "",
-                "progress": self._progress.get(sid),
-                "last_sync": self._last.get(sid),
-                "queued": sid in self._pending,
-                "queued_paths": len(pending) if pending is not None else None,
-                "failures": retry.failures,
-                "retry_in": round(retry.retry_in(), 1),
-                "last_error": retry.last_error,
-            })
-        return {"paused": paused, "paused_until": until, "held": self._hold,
-                "on_battery": self._on_battery, "current": self._current,
-                "queue": self._queue_depth(), "health": self._health,
-                "backup": self._backup_status or None, "sources": sources}
+            c = self._counts.get(sid, {})
+            retry = self.scheduler.retry(sid)
+            watcher, watcher_reason = self.watchers.state(sid)
+            sources.append(SourceStatus(
+                source_id=sid, source_type=s.source_type.value, enabled=s.enabled,
+                state=self._states.get(sid, "idle"), waiting=self._waiting_reason(s),
+                documents=c.get("indexed", 0), failed=c.get("failed", 0),
+                skipped=c.get("skipped", 0), chunks=c.get("chunks", 0),
+                watcher=watcher, watcher_reason=watcher_reason,
+                progress=self._progress.get(sid), last_sync=self._last.get(sid),
+                queued=self.scheduler.is_queued(sid),
+                queued_paths=self.scheduler.queued_paths(sid),
+                failures=retry.failures, retry_in=round(retry.retry_in(), 1),
+                last_error=retry.last_error))
+        return ServiceStatus(
+            running=self.running, pid=os.getpid(), started_at=self._started_at or None,
+            health_check_interval=self.settings.health_check_interval, paused=paused,
+            paused_until=until, held=self._hold, on_battery=self._on_battery,
+            current=self._current, queue=self.scheduler.depth(), health=self._health,
+            backup=self._backup_status or None, sources=tuple(sources))
+
+    def read_status(self) -> ServiceStatus:
+        """The status of whatever serves this index: this service if it runs here, else the
+        running service's status file (another process), else what the sync state and a quick
+        health check say (nothing runs)."""
+        if self.running:
+            return self.get_status()
+        running = read_running_status(self.settings.state_dir)
+        if running is not None:
+            # Passes from before that service started are in the journal.
+            runs = self.recent_runs()
+            return dataclasses.replace(running, sources=tuple(
+                s if s.last_sync or s.source_id not in runs else
+                dataclasses.replace(s, last_sync=_run_summary(runs[s.source_id]))
+                for s in running.sources))
+        from app.service import health
+
+        counts = self.counts()
+        runs = self.recent_runs()
+        checks = health.check_index(self.settings.index_uri, (self.settings.documents_table,
+                                                               self.settings.chunks_table))
+        checks.append(health.check_disk(self.settings.index_uri, self.settings.min_free_disk_mb))
+        checks.extend(health.check_source(s) for s in self.settings.sources if s.enabled)
+        checks.extend(health.check_sync_state(self.settings.state_dir,
+                                              [s.source_id for s in self.settings.sources]))
+        paused, until = self.paused
+        sources = []
+        for s in self.settings.sources:
+            c = counts.get(s.source_id, {})
+            run = runs.get(s.source_id)
+            last = _run_summary(run) if run else None
+            sources.append(SourceStatus(
+                source_id=s.source_id, source_type=s.source_type.value, enabled=s.enabled,
+                state="idle", documents=c.get("indexed", 0), failed=c.get("failed", 0),
+                skipped=c.get("skipped", 0), chunks=c.get("chunks", 0), last_sync=last))
+        return ServiceStatus(running=False, pid=None, paused=paused, paused_until=until,
+                             health=health.summarize(checks, {}), sources=tuple(sources))
 
     async def check_health(self) -> dict[str, Any]:
         """Run the health checks now (the service also runs them every HEALTH_CHECK_INTERVAL),
@@ -301,7 +357,7 @@ class Service:
                                    f"The health check took over {HEALTH_TIMEOUT_S:g} s; a "
                                    "source or the index may be on a disk that stopped "
                                    "responding.")]
-        for sid, watcher in self._watchers.items():
+        for sid, watcher in self.watchers.items():
             checks.append(health.check_watcher(sid, watcher.state, watcher.degraded_reason))
         try:
             self._on_battery = bool(self.settings.pause_on_battery and
@@ -310,251 +366,78 @@ class Service:
             log.exception("power probe failed")
             self._on_battery = False
         previous = self._health.get("status")
-        self._health = health.summarize(checks, self._queue_depth())
+        depth = self.scheduler.depth()
+        self._health = health.summarize(checks, {"sources": depth.sources, "paths": depth.paths,
+                                                 "full_passes": depth.full_passes})
         blocking = [c for c in checks if c.status == health.ERROR and c.source_id is None]
         self._hold = blocking[0].detail if blocking else None
         if self._health["status"] != previous:
-            self.events.publish("health", status=self._health["status"], checks=[
-                c for c in self._health["checks"] if c["status"] != health.OK])
-        await self._rearm_watchers()
+            self.events.publish(HealthChanged(status=self._health["status"], checks=[
+                c for c in self._health["checks"] if c["status"] != health.OK]))
+        for sid in await self.watchers.rearm_degraded(self._watch_spec):
+            # Changes may have slipped between the old watcher's last poll and now.
+            self.scheduler.request_full(sid)
         self._apply_holds()
         self._schedule_status_write(0.0)
         self._poke()
         return self._health
 
-    # -- backups --------------------------------------------------------------------------------
-
-    def _backup_scheduler(self) -> Any:
-        if self._backups is None and self.settings.s3_bucket:
-            from app.backup.credentials import keyring_provider
-            from app.backup.service_api import BackupScheduler
-
-            self._backups = BackupScheduler(
-                self.settings, credentials_provider=self._credentials_provider
-                or keyring_provider(self.settings))
-        return self._backups
-
-    def _maybe_backup(self, *, changed: bool) -> None:
-        """Back up in the background if one is due; never delays the passes."""
-        scheduler = self._backup_scheduler()
-        if scheduler is None or not scheduler.enabled or self._stopping:
-            return
-        if self._backup_task is not None and not self._backup_task.done():
-            if changed:  # the running backup may have pinned before this change: keep it due
-                self._backup_task.add_done_callback(
-                    lambda _t: self._maybe_backup(changed=True))
-            return
-        self._backup_task = asyncio.ensure_future(self._backup(
-            lambda progress=None, cancel=None: scheduler.run_if_due(
-                changed=changed, on_progress=progress, cancel=cancel)))
-
-    async def backup_now(self) -> dict[str, Any]:
-        """Back up now, whatever the schedule (the "Back up now" button). Returns the result;
-        raises BackupError with a message for the person."""
-        scheduler = self._backup_scheduler()
-        if scheduler is None:
-            raise ValueError("No backup bucket is configured (S3_BUCKET).")
-        if self._backup_task is not None and not self._backup_task.done():
-            with contextlib.suppress(Exception):
-                await self._backup_task
-        self._backup_task = asyncio.ensure_future(self._backup(
-            lambda progress=None, cancel=None: scheduler.run_now(on_progress=progress,
-                                                                 cancel=cancel),
-            raise_errors=True))
-        return await self._backup_task
-
-    def cancel_backup(self) -> None:
-        self._backup_cancel.set()
-
-    async def _backup(self, run: Callable[..., Any], *, raise_errors: bool = False) -> Any:
-        import dataclasses
-
-        from app.backup.errors import BackupError
-
-        self._backup_cancel.clear()
-
-        started: list[bool] = []
-
-        def progress(p: Any) -> None:
-            if not started:  # only a backup that is due reports progress
-                started.append(True)
-                self.events.publish("backup_started")
-            self.events.publish("backup_progress", **dataclasses.asdict(p))
-
-        try:
-            result = await asyncio.to_thread(run, progress, self._backup_cancel)
-        except BackupError as exc:
-            log.warning("backup failed: %s", exc)
-            self.events.publish("backup_error", reason=str(exc))
-            if raise_errors:
-                raise
-            return None
-        except Exception as exc:  # a bug: shown and logged, never the end of the service
-            log.exception("backup crashed")
-            self.events.publish("backup_error", reason=f"{type(exc).__name__}: {exc}")
-            if raise_errors:
-                raise
-            return None
-        finally:
-            scheduler = self._backups
-            if scheduler is not None:
-                self._backup_status = await asyncio.to_thread(scheduler.status)
-                self._schedule_status_write(0.5)
-        if result is None:
-            return None
-        data = result.as_dict()
-        self.events.publish("backup_finished", **data)
-        return data
-
-    @property
-    def paused(self) -> tuple[bool, float | None]:
-        data = self._pause
-        if not data.get("paused"):
-            return False, None
-        until = data.get("until")
-        if until is not None and time.time() >= until:
-            return False, None
-        return True, until
-
-    # -- internals ---------------------------------------------------------------------------------
-
-    async def _arm(self, source: SourceConfig) -> None:
-        sid = source.source_id
-        self._pending[sid] = None
-        self._next_full[sid] = time.monotonic() + self._interval(source)
-        self._set_state(sid, "queued")
-        if self._watch and self._watch_roots(source):
-            try:
-                watcher = self._make_watcher(source)
-                await asyncio.to_thread(watcher.start)
-            except Exception as exc:  # no live watching; periodic passes still run
-                log.exception("cannot watch %s", sid)
-                self.events.publish("watcher", sid, state="off", reason=str(exc))
-            else:
-                self._watchers[sid] = watcher
-                self.events.publish("watcher", sid, state=watcher.state,
-                                    reason=watcher.degraded_reason)
-        self._poke()
-
-    def _watch_roots(self, source: SourceConfig) -> list[str]:
-        if source.source_type is not SourceType.LOCAL_FILESYSTEM:
-            return []
-        return [str(Path(r).expanduser()) for r in source.config.get("watch_paths") or []]
-
-    def _make_watcher(self, source: SourceConfig) -> Any:
-        from app.sources.watch import FolderWatcher
-
-        sid = source.source_id
-        loop = self._loop
-        assert loop is not None
-        holder: list[Any] = []
-
-        def on_paths(paths: set[str]) -> None:
-            if holder and self._watchers.get(sid) is holder[0]:
-                loop.call_soon_threadsafe(self._hint, sid, paths)
-
-        def on_state(state: str, reason: str) -> None:
-            # Only the watcher in service speaks; a trial one (re-arming) stays quiet.
-            if holder and self._watchers.get(sid) is holder[0]:
-                self.events.publish("watcher", sid, state=state, reason=reason)
-                loop.call_soon_threadsafe(self._schedule_status_write, 0.5)
-
-        watcher = FolderWatcher(self._watch_roots(source), on_paths,
-                                poll_interval_s=float(self._interval(source)),
-                                observer_factory=self._observer_factory, on_state=on_state)
-        holder.append(watcher)
-        return watcher
-
-    async def _rearm_watchers(self) -> None:
-        """A degraded watcher polls; every so often (with backoff) try live watching again, as
-        the cause may be gone (a limit raised, a drive reconnected)."""
-        from app.sources.watch import DEGRADED, WATCHING
-
-        now = self._clock()
-        for sid, watcher in list(self._watchers.items()):
-            if watcher.state != DEGRADED:
-                self._rearm.pop(sid, None)
-                continue
-            due, delay = self._rearm.setdefault(sid, (now + REARM_FIRST_S, REARM_FIRST_S))
-            if now < due:
-                continue
-            source = self.settings.source(sid)
-            if source is None:
-                continue
-            trial = self._make_watcher(source)
-            try:
-                await asyncio.to_thread(trial.start)
-            except Exception:
-                log.exception("re-arming the watcher of %s failed", sid)
-            if trial.state == WATCHING and self._watchers.get(sid) is watcher:
-                self._watchers[sid] = trial
-                self._rearm.pop(sid, None)
-                await asyncio.to_thread(watcher.stop)
-                log.info("live watching of %s restored", sid)
-                self.events.publish("watcher", sid, state=WATCHING, reason="")
-                # Changes may have slipped between the old watcher's last poll and now.
-                self._pending[sid] = None
-            else:
-                await asyncio.to_thread(trial.stop)
-                delay = min(REARM_MAX_S, delay * 2)
-                self._rearm[sid] = (now + delay, delay)
-
-    async def _disarm(self, source_id: str) -> None:
-        watcher = self._watchers.pop(source_id, None)
-        if watcher is not None:
-            await asyncio.to_thread(watcher.stop)
-
-    def _retry_state(self, source_id: str) -> RetryState:
-        if source_id not in self._retry:
-            self._retry[source_id] = RetryState(Backoff(), self.settings.max_retries,
-                                                self._clock)
-        return self._retry[source_id]
+    # -- internals: sources and watchers ---------------------------------------------------------
 
     def _interval(self, source: SourceConfig) -> int:
         return source.poll_interval or self.settings.default_poll_interval
 
-    def _hint(self, source_id: str, paths: set[str]) -> None:
-        if source_id not in self._watchers:
-            return
-        current = self._pending.get(source_id, set())
-        if current is not None:
-            self._pending[source_id] = current | paths
+    def _watch_spec(self, source_id: str) -> tuple[list[str], float] | None:
+        from app.sources.registry import watch_roots
+
+        source = self.settings.source(source_id)
+        if source is None:
+            return None
+        return watch_roots(source), float(self._interval(source))
+
+    async def _arm(self, source: SourceConfig) -> None:
+        sid = source.source_id
+        self.scheduler.arm(sid, self._interval(source))
+        self._set_state(sid, "queued")
+        spec = self._watch_spec(sid)
+        if self._watch and spec is not None and spec[0]:
+            try:
+                await self.watchers.arm(sid, *spec)
+            except Exception as exc:  # no live watching; periodic passes still run
+                log.exception("cannot watch %s", sid)
+                self.events.publish(WatcherChanged(source_id=sid, state="off",
+                                                   reason=str(exc)))
+            else:
+                state, reason = self.watchers.state(sid)
+                self.events.publish(WatcherChanged(source_id=sid, state=state, reason=reason))
         self._poke()
+
+    def _paths_seen(self, source_id: str, paths: set[str]) -> None:
+        """A watcher saw paths change (on its thread): queue a re-check of them."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._hint, source_id, paths)
+
+    def _hint(self, source_id: str, paths: set[str]) -> None:
+        if source_id not in self.watchers:
+            return
+        self.scheduler.hint(source_id, paths)
+        self._poke()
+
+    def _watcher_state(self, source_id: str, state: str, reason: str) -> None:
+        self.events.publish(WatcherChanged(source_id=source_id, state=state, reason=reason))
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._schedule_status_write, 0.5)
+
+    # -- internals: the loop and the passes ------------------------------------------------------
 
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
-    def _next_job(self) -> tuple[str, set[str] | None] | None:
-        now = time.monotonic()
-        for source in self.settings.sources:
-            if source.enabled and now >= self._next_full.get(source.source_id, now):
-                self._pending[source.source_id] = None
-        # Watch hints (small, someone just saved a file) before full passes (bulk work).
-        hinted = [sid for sid, p in self._pending.items() if p is not None]
-        order = hinted + [sid for sid, p in self._pending.items() if p is None]
-        for sid in order:
-            if not self._retry_state(sid).ready():
-                continue  # backing off after a failure; the job stays queued
-            paths = self._pending.pop(sid)
-            if self.settings.source(sid) is not None:
-                return sid, paths
-        return None
-
-    async def _finish_purges(self) -> None:
-        """Retry an interrupted removal: the indexer repairs and finishes it before any write."""
-        retry = self._retry_state("*purge*")
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                self._pass_executor, self._indexer.ensure_consistent)
-        except Exception as exc:
-            log.exception("finishing a removal failed")
-            retry.record_failure(str(exc))
-            return
-        retry.record_success()
-        self._purge_pending = False
-        await self._refresh_counts()
-        self.events.publish("purged")
+    def _enabled(self) -> list[str]:
+        return [s.source_id for s in self.settings.sources if s.enabled]
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -562,10 +445,10 @@ class Service:
             self._check_clock()
             paused, until = self.paused
             held = paused or self._hold is not None or self._on_battery
-            if self._purge_pending and not held and self._retry_state("*purge*").ready():
+            if self._purge_pending and not held and self.scheduler.retry(PURGE_RETRY).ready():
                 await self._finish_purges()
                 continue
-            job = None if held else self._next_job()
+            job = None if held else self.scheduler.next_job(self._enabled())
             if job is None:
                 self._apply_holds()
                 self._wake.clear()
@@ -573,7 +456,7 @@ class Service:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 continue
-            await self._pass(*job)
+            await self._pass(job)
 
     async def _health_loop(self) -> None:
         while not self._stopping:
@@ -587,77 +470,90 @@ class Service:
     def _sleep_for(self, paused_until: float | None) -> float:
         if paused_until is not None:
             return max(0.1, min(60.0, paused_until - time.time()))
-        due = [t - time.monotonic() for t in self._next_full.values()]
-        due += [r.retry_in() for sid, r in self._retry.items() if sid in self._pending
-                or (sid == "*purge*" and self._purge_pending)]
-        return max(0.1, min([60.0, *due]))
+        cap = 60.0
+        if self._purge_pending:
+            cap = max(0.1, min(cap, self.scheduler.retry(PURGE_RETRY).retry_in()))
+        return self.scheduler.sleep_for(cap)
 
-    async def _pass(self, source_id: str, paths: set[str] | None) -> None:
+    async def _pass(self, job: Job) -> None:
+        source_id = job.source_id
         source = self.settings.source(source_id)
         assert source is not None and self._indexer is not None
         self._current = source_id
         self._indexer.cancel.clear()  # a cancel applies to the pass it was meant for
-        self._set_state(source_id, "scanning" if paths is None else "indexing")
+        self._set_state(source_id, "scanning" if job.full else "indexing")
         try:
             loop = asyncio.get_running_loop()
             report = await loop.run_in_executor(
                 self._pass_executor, self._indexer.sync_source, source,
-                sorted(paths) if paths is not None else None)
+                sorted(job.paths) if job.paths is not None else None)
         except Exception as exc:  # recorded and shown; the service goes on with other sources
             log.exception("sync of %s failed", source_id)
-            retry = self._retry_state(source_id)
-            wait = retry.record_failure(_describe(exc, self.settings))
-            # Keep the work queued: it runs again once the backoff has passed.
-            self._pending[source_id] = None if paths is None else (
-                (self._pending.get(source_id) or set()) | paths)
+            reason = _describe(exc, self.settings)
+            wait = self.scheduler.failed(job, reason)
+            retry = self.scheduler.retry(source_id)
+            self._last[source_id] = {"finished_at": time.time(), "outcome": "error",
+                                     "error": reason, "problems": []}
             self._set_state(source_id, "error")
-            self.events.publish("error", source_id, reason=_describe(exc, self.settings),
-                                retry_in=round(wait, 1), failures=retry.failures,
-                                failing=retry.failing)
+            self.events.publish(SyncFailed(source_id=source_id, reason=reason,
+                                           retry_in=round(wait, 1), failures=retry.failures,
+                                           failing=retry.failing))
             return
         finally:
             self._current = None
             self._progress.pop(source_id, None)
             await self._refresh_counts()
-        self._retry_state(source_id).record_success()
-        if paths is None:
-            self._next_full[source_id] = time.monotonic() + self._interval(source)
-        if report.cancelled:
-            # Resume where it stopped on the next chance: nothing half-written was kept.
-            self._pending.setdefault(source_id, None if paths is None else paths)
+        self.scheduler.finished(job, cancelled=report.cancelled)
         summary = report.as_dict()
-        self._last[source_id] = {"finished_at": time.time(), **summary}
-        self._set_state(source_id, "queued" if source_id in self._pending else "idle")
-        self.events.publish("sync_finished", source_id, report=summary, targeted=paths is not None)
+        self._last[source_id] = {"finished_at": time.time(),
+                                 "outcome": "cancelled" if report.cancelled else "ok", **summary}
+        self._set_state(source_id, "queued" if self.scheduler.is_queued(source_id) else "idle")
+        self.events.publish(SyncFinished(source_id=source_id, report=summary,
+                                         targeted=not job.full))
+        self._retry_files_later(source_id, report.retry_paths)
         self._schedule_status_write(0.5)
         changed = any(summary.get(k) for k in ("added", "modified", "deleted", "moved"))
         self._maybe_backup(changed=changed)
 
+    def _retry_files_later(self, source_id: str, paths: list[str]) -> None:
+        """Files whose failure may pass (a timeout under load) are re-checked after a minute,
+        not only at the next full pass, which may be hours away."""
+        loop = self._loop
+        if not paths or loop is None or self._stopping:
+            return
+
+        def requeue() -> None:
+            if not self._stopping and self.settings.source(source_id) is not None:
+                self.scheduler.hint(source_id, paths)
+                self._poke()
+
+        loop.call_later(RETRY_FILES_AFTER_S, requeue)
+
+    async def _finish_purges(self) -> None:
+        """Retry an interrupted removal: the indexer repairs and finishes it before any write."""
+        retry = self.scheduler.retry(PURGE_RETRY)
+        try:
+            await self._on_writer(lambda ix: ix.ensure_consistent())
+        except Exception as exc:
+            log.exception("finishing a removal failed")
+            retry.record_failure(str(exc))
+            return
+        retry.record_success()
+        self._purge_pending = False
+        await self._refresh_counts()
+        self.events.publish(RemovalFinished())
+
     def _set_state(self, source_id: str, state: str, reason: str = "") -> None:
         if self._states.get(source_id) != state:
             self._states[source_id] = state
-            self.events.publish("state", source_id, state=state, reason=reason)
+            self.events.publish(StateChanged(source_id=source_id, state=state, reason=reason))
             self._schedule_status_write(0.5)
 
     async def _refresh_counts(self) -> None:
-        from app.core.state import SyncState
-
-        def read() -> dict[str, dict[str, int]]:
-            state = SyncState.open(self.settings.state_dir)
-            try:
-                return state.counts()
-            finally:
-                state.close()
-
         try:
-            self._counts = await asyncio.to_thread(read)
+            self._counts = await asyncio.to_thread(self.counts)
         except Exception:
             log.exception("cannot read document counts")
-
-    def _queue_depth(self) -> dict[str, Any]:
-        paths = sum(len(p) for p in self._pending.values() if p is not None)
-        return {"sources": len(self._pending), "paths": paths,
-                "full_passes": sum(1 for p in self._pending.values() if p is None)}
 
     def _hold_reason(self) -> str | None:
         paused, until = self.paused
@@ -677,15 +573,16 @@ class Service:
         hold = self._hold_reason()
         if hold:
             return hold
-        retry = self._retry_state(sid)
-        if sid in self._pending and not retry.ready():
+        retry = self.scheduler.retry(sid)
+        queued = self.scheduler.is_queued(sid)
+        if queued and not retry.ready():
             return (f"Retrying in {retry.retry_in():.0f} s after: {retry.last_error}"
                     if not retry.failing else
                     f"Keeps failing ({retry.last_error}); retried every "
                     f"{retry.backoff.max_delay / 60:.0f} min or when you press Sync now.")
-        if sid in self._pending and self._current is not None:
+        if queued and self._current is not None:
             return f"Queued behind {self._current}."
-        watcher = self._watchers.get(sid)
+        watcher = self.watchers.get(sid)
         if watcher is not None and watcher.state == "degraded":
             return watcher.degraded_reason
         return ""
@@ -702,7 +599,7 @@ class Service:
                 if current != "paused":
                     self._set_state(sid, "paused", reason)
             elif current == "paused":
-                self._set_state(sid, "queued" if sid in self._pending else "idle")
+                self._set_state(sid, "queued" if self.scheduler.is_queued(sid) else "idle")
 
     def _check_clock(self) -> None:
         wall, mono = self._wall(), self._clock()
@@ -713,11 +610,15 @@ class Service:
         if abs(drift) < CLOCK_JUMP_S:
             return
         log.info("clock jumped by %.0f s (sleep/resume?): reconciling every source", drift)
-        self.events.publish("clock_jump", seconds=round(drift))
-        for s in self.settings.sources:
-            if s.enabled:
-                self._pending[s.source_id] = None
+        self.events.publish(ClockJumped(seconds=round(drift)))
+        for sid in self._enabled():
+            self.scheduler.request_full(sid)
         self._poke()
+
+    # -- internals: the status file and the pause -------------------------------------------------
+
+    def _status_changed(self) -> None:
+        self._schedule_status_write(0.5)
 
     def _schedule_status_write(self, delay: float) -> None:
         """Write service-status.json soon (coalesced), off the loop thread."""
@@ -731,31 +632,29 @@ class Service:
         def go() -> None:
             self._status_write = None
             if not self._stopping:
-                data = {"pid": os.getpid(), "started_at": self._started_at,
-                        "updated_at": time.time(),
-                        "health_check_interval": self.settings.health_check_interval,
-                        **self.get_status()}
-                loop.run_in_executor(None, self._write_status, data)
+                loop.run_in_executor(None, self._write_status, self.get_status())
 
         self._status_write = loop.call_later(delay, go)
 
-    def _write_status(self, data: dict[str, Any]) -> None:
+    def _write_status(self, status: ServiceStatus) -> None:
         try:
-            write_atomic(self.settings.state_dir / STATUS_FILE, json.dumps(data, default=str))
+            write_status_file(self.settings.state_dir, status)
         except Exception:
             log.exception("cannot write the service status file")
 
-    def _on_progress(self, progress: Any) -> None:
-        data = {"phase": progress.phase, "done": progress.done, "total": progress.total,
-                "failed": progress.failed, "current": progress.current,
-                "rate": round(progress.rate, 2), "eta_s": progress.eta_s,
-                "parsed": progress.parsed}
-        self._progress[progress.source_id] = data
+    def _on_progress(self, progress: Progress) -> None:
+        info = PassInfo(progress.phase, progress.done, progress.total, progress.failed,
+                        progress.current, round(progress.rate, 2), progress.eta_s,
+                        progress.parsed)
+        self._progress[progress.source_id] = info
         if (progress.phase == "indexing" and self._loop is not None
                 and self._states.get(progress.source_id) == "scanning"):
             # Called on a pass thread: state changes belong to the loop.
             self._loop.call_soon_threadsafe(self._set_state, progress.source_id, "indexing")
-        self.events.publish("progress", progress.source_id, **data)
+        self.events.publish(PassProgress(
+            source_id=progress.source_id, phase=info.phase, done=info.done, total=info.total,
+            failed=info.failed, current=info.current, rate=info.rate, eta_s=info.eta_s,
+            parsed=info.parsed))
 
     def _pause_path(self) -> Path:
         return self.settings.state_dir / PAUSE_FILE
@@ -769,6 +668,16 @@ class Service:
     def _write_pause(self, data: dict[str, Any]) -> None:
         self._pause = data
         write_atomic(self._pause_path(), json.dumps(data))
+
+
+RETRY_FILES_AFTER_S = 60.0
+
+
+def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """A journal row as the `last_sync` of a SourceStatus."""
+    return {"finished_at": run["finished_at"], "outcome": run["outcome"],
+            "problems": run["problems"], "error": run.get("error", ""),
+            "maintenance_errors": run.get("maintenance_errors", [])}
 
 
 def _describe(exc: BaseException, settings: Settings) -> str:
@@ -788,8 +697,6 @@ def create_orchestration_service(settings: Settings | None = None, *,
                                  **service_kw: Any) -> Service:
     """The seed's factory: a Service for the user's settings (or `settings`), with the index
     at `local_db_path` and backups to `s3_bucket` when given."""
-    import dataclasses
-
     from app.config import load_settings
 
     settings = settings if settings is not None else load_settings()

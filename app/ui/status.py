@@ -83,7 +83,7 @@ def fetch_snapshot(service: Any, ignored: set[str] | frozenset[str] = frozenset(
     from app.core.state import SyncState
     from app.paths import STATE_DB_NAME
 
-    status = service.get_status()
+    status = service.get_status().as_dict()
     runs: dict[str, dict[str, Any]] = {}
     failed: list[FailedEntry] = []
     state_dir = service.settings.state_dir

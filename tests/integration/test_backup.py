@@ -172,6 +172,7 @@ def test_backup_while_a_sync_commits(home, docs, bucket, tmp_path):
     from app.config import save_sources
     from app.core.sync import Indexer
     from app.models import SourceConfig, SourceType
+    from app.sources.registry import make_source
 
     make_docs(docs, {f"f{i:03}.txt": f"Note {i}: " + " ".join(f"word{i * j}" for j in range(60))
                      for i in range(150)})
@@ -179,7 +180,7 @@ def test_backup_while_a_sync_commits(home, docs, bucket, tmp_path):
     src = SourceConfig(SourceType.LOCAL_FILESYSTEM, "docs", {"watch_paths": [str(docs)]})
     settings = save_sources(settings, (src,))
     make_docs(docs, {"first.txt": "the very first note"})
-    with Indexer(settings) as ix:  # an index to begin with
+    with Indexer(settings, sources=make_source) as ix:  # an index to begin with
         ix.sync([SourceConfig(SourceType.LOCAL_FILESYSTEM, "docs",
                               {"watch_paths": [str(docs)], "file_patterns": ["first.txt"]})])
 
@@ -190,7 +191,7 @@ def test_backup_while_a_sync_commits(home, docs, bucket, tmp_path):
 
     def run_sync():
         try:
-            with Indexer(settings) as ix:
+            with Indexer(settings, sources=make_source) as ix:
                 ix.sync([src])
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -586,21 +587,21 @@ def test_the_service_backs_up_after_a_changing_pass_and_on_request(home, docs, b
         try:
             # The first pass added three documents: a backup is due and runs by itself.
             assert await wait(lambda: any(e.kind == "backup_finished" for e in events))
-            first = next(e for e in events if e.kind == "backup_finished").data
+            first = next(e for e in events if e.kind == "backup_finished").result
             assert first["tables"]["processed_documents"]["rows"] == 3
-            status = service.get_status()["backup"]
+            status = service.get_status().backup
             assert status["last_snapshot"].endswith(first["snapshot_id"])
             assert not status["pending"]
             # A change within the interval (an hour) stays pending; "Back up now" takes it.
             (docs / "delta.md").write_text("# Delta\n\nRiver deltas spread silt widely.\n")
             service.sync_now("docs")
             assert await wait(lambda: len([e for e in events if e.kind == "sync_finished"]) == 2)
-            assert await wait(lambda: service.get_status()["backup"]["pending"])
+            assert await wait(lambda: service.get_status().backup["pending"])
             assert len([e for e in events if e.kind == "backup_finished"]) == 1
             second = await service.backup_now()
             assert second["tables"]["processed_documents"]["rows"] == 4
             assert 0 < second["uploaded_files"] < second["files"]
-            assert not service.get_status()["backup"]["pending"]
+            assert not service.get_status().backup["pending"]
         finally:
             await service.stop()
         assert any(e.kind == "backup_progress" for e in events)

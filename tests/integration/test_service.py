@@ -31,7 +31,7 @@ def test_saved_file_is_indexed_by_the_watcher(tmp_path):
         await service.start()
         try:
             assert await wait_for(lambda: "first.md" in indexed_names(service))
-            assert service.get_status()["sources"][0]["watcher"] == "watching"
+            assert service.get_status().sources[0].watcher == "watching"
             t = time.monotonic()
             (docs / "saved.md").write_text("# Saved\n\nWritten while the service runs.\n")
             assert await wait_for(lambda: "saved.md" in indexed_names(service))
@@ -65,14 +65,14 @@ def test_pause_survives_restart_and_resume_catches_up(tmp_path):
         await service.start()
         try:
             status = service.get_status()
-            assert status["paused"] is True
+            assert status.paused is True
             (docs / "while-paused.md").write_text("# Paused\n\nNot yet.\n")
             # Paused: the scheduler does no pass. Give it a moment to (wrongly) act.
             await asyncio.sleep(1.5)
             assert "while-paused.md" not in indexed_names(service)
             service.resume()
             assert await wait_for(lambda: "while-paused.md" in indexed_names(service))
-            assert service.get_status()["paused"] is False
+            assert service.get_status().paused is False
         finally:
             await service.stop()
 
@@ -136,7 +136,7 @@ def test_run_daemon_single_instance_and_sigterm(tmp_path):
             pytest.fail("the daemon did not index the folder")
         second = subprocess.run([*app, "run"], env=env, capture_output=True, text=True,
                                 timeout=60)
-        assert second.returncode == 3 and "another instance" in second.stderr
+        assert second.returncode == 3 and "Another LanceDB Sync process" in second.stderr
         daemon.send_signal(signal.SIGTERM)
         t = time.monotonic()
         _, err = daemon.communicate(timeout=30)
@@ -162,9 +162,9 @@ def test_failing_source_backs_off_and_sync_now_retries(tmp_path):
         await service.start()
         try:
             assert await wait_for(lambda: len(errors) == 1)
-            status = service.get_status()["sources"][0]
-            assert status["state"] == "error" and status["failures"] == 1
-            assert "no watch_paths" in status["last_error"]
+            status = service.get_status().sources[0]
+            assert status.state == "error" and status.failures == 1
+            assert "no watch_paths" in status.last_error
             assert 1.0 <= errors[0].data["retry_in"] <= 3.0  # first backoff step: ~2 s
             service.sync_now("broken")  # the user asks: try at once, not after the backoff
             assert await wait_for(lambda: len(errors) == 2, timeout=1.5)

@@ -79,7 +79,7 @@ def test_changes_arriving_while_a_pass_runs_are_all_picked_up(tmp_path):
         try:
             assert await wait_for(lambda: any(
                 e.data["done"] > 0 for e in rec.of("progress", phase="indexing")), timeout=60)
-            assert service.get_status()["current"] == "docs"
+            assert service.get_status().current == "docs"
             # During the initial pass: a new file, an edit, a delete, a rename.
             (docs / "during.md").write_text("# During\n\nwritten mid-pass zanzibar\n")
             (docs / "n1.md").write_text("# n 1\n\nrewritten mid-pass quokka\n")
@@ -88,7 +88,7 @@ def test_changes_arriving_while_a_pass_runs_are_all_picked_up(tmp_path):
             names = {f"n{i}.md" for i in range(1500)} - {"n2.md", "n3.md"}
             names |= {"during.md", "renamed.md"}
             assert await wait_for(lambda: indexed_names(service) == names, timeout=120)
-            assert await wait_for(lambda: service.get_status()["queue"]["sources"] == 0)
+            assert await wait_for(lambda: service.get_status().queue.sources == 0)
         finally:
             await service.stop()
         assert any(e.data["targeted"] for e in rec.of("sync_finished"))
@@ -97,12 +97,7 @@ def test_changes_arriving_while_a_pass_runs_are_all_picked_up(tmp_path):
     rows = {os.path.basename(d["uri"]): d for d in
             assert_consistent(tmp_path / "home" / "data" / "index")}
     assert "n2.md" not in rows and "n3.md" not in rows
-    from app.core.sync import Indexer
-
-    with Indexer(settings) as indexer:
-        from app.core.search import Searcher
-
-        hits = Searcher(indexer.store, indexer.embedder).search("quokka", k=3, mode="fts")
+    hits = Service(settings).search("quokka", k=3, mode="fts")
     assert hits and hits[0].uri.endswith("/n1.md")
 
 
@@ -129,11 +124,11 @@ def test_observer_failure_polls_with_degraded_state_then_live_watching_returns(t
         rec = Recorder(service)
         await service.start()
         try:
-            status = service.get_status()["sources"][0]
-            assert status["watcher"] == "degraded"
-            assert "max_user_watches" in status["watcher_reason"]
-            assert "max_user_watches" in status["waiting"]
-            assert service.get_status()["health"]["status"] == "warning"
+            status = service.get_status().sources[0]
+            assert status.watcher == "degraded"
+            assert "max_user_watches" in status.watcher_reason
+            assert "max_user_watches" in status.waiting
+            assert service.get_status().health["status"] == "warning"
             # Polling still finds new files (every poll_interval = 5 s).
             (docs / "polled.md").write_text("# Polled\n\nfound by polling\n")
             assert await wait_for(lambda: "polled.md" in indexed_names(service), timeout=30)
@@ -143,8 +138,8 @@ def test_observer_failure_polls_with_degraded_state_then_live_watching_returns(t
             offset[0] += 61
             await service.check_health()
             assert len(calls) == 2
-            status = service.get_status()["sources"][0]
-            assert status["watcher"] == "watching" and status["waiting"] == ""
+            status = service.get_status().sources[0]
+            assert status.watcher == "watching" and status.waiting == ""
             t = time.monotonic()
             (docs / "live.md").write_text("# Live\n\nfound by the watcher\n")
             assert await wait_for(lambda: "live.md" in indexed_names(service), timeout=30)
@@ -191,7 +186,7 @@ def test_cancel_mid_pass_keeps_the_index_consistent_and_the_next_pass_resumes(tm
             assert report["cancelled"] is True
             assert 0 < report["added"] < 1500
             status = service.get_status()
-            assert status["paused"] and status["queue"]["full_passes"] == 1  # still queued
+            assert status.paused and status.queue.full_passes == 1  # still queued
         finally:
             await service.stop()
         assert len(rec.of("sync_finished")) == 1  # the re-queued pass never ran here
@@ -270,12 +265,12 @@ def test_pause_on_battery_holds_with_a_reason_and_mains_power_releases(tmp_path)
         await service.start()
         try:
             status = service.get_status()
-            assert status["on_battery"] is True
-            src = status["sources"][0]
-            assert src["state"] == "paused" and "mains power" in src["waiting"]
+            assert status.on_battery is True
+            src = status.sources[0]
+            assert src.state == "paused" and "mains power" in src.waiting
             (docs / "a.md").write_text("# A\n\nalpha\n")
             # The first pass is queued, not run, while on battery.
-            assert service.get_status()["queue"]["full_passes"] == 1
+            assert service.get_status().queue.full_passes == 1
             assert indexed_names(service) == set()
             battery[0] = False
             await service.check_health()
@@ -301,9 +296,9 @@ def test_low_disk_space_holds_syncing_and_status_says_why(tmp_path, capsys):
         await service.start()
         try:
             status = service.get_status()
-            assert status["health"]["status"] == "error"
-            assert "MB free" in status["held"]
-            assert status["sources"][0]["state"] == "paused"
+            assert status.health["status"] == "error"
+            assert "MB free" in status.held
+            assert status.sources[0].state == "paused"
             assert indexed_names(service) == set()
             # `status` in another process reads the running service's status file.
             from app.cli import main

@@ -236,25 +236,29 @@ def test_search_filters(cli, home, indexed, tmp_path):
 
 
 def test_python_api_runs_one_pass(tmp_path, docs):
-    from app.config import load_settings
-    from app.core.sync import Indexer
+    """The seed's Python API: a SourceConfig, and the Service every face uses."""
+    import asyncio
+
+    from app.config import load_settings, save_sources
     from app.models import SourceConfig, SourceType
+    from app.service import Service
 
     make_docs(docs)
     settings = load_settings(home=tmp_path / "api-home", env={})
     source = SourceConfig(source_type=SourceType.LOCAL_FILESYSTEM, source_id="notes",
                           config={"watch_paths": [str(docs)], "file_patterns": ["*.md"]},
                           poll_interval=60, enabled=True)
+    service = Service(save_sources(settings, (source,)))
     seen = []
-    with Indexer(settings, on_progress=seen.append) as indexer:
-        report = indexer.sync_source(source)
+    [report] = asyncio.run(service.sync_once(on_progress=seen.append))
     assert (report.added, report.failed) == (2, 0)
     phases = [p.phase for p in seen]
     assert phases[0] == "scanning" and "indexing" in phases and phases[-1] == "done"
     indexing = [p for p in seen if p.phase == "indexing"]
     assert indexing[-1].done == indexing[-1].total == 2
-    with Indexer(settings) as again:  # the writer lock was released
-        assert again.sync_source(source).unchanged == 2
+    # The writer lock was released: another run can write.
+    assert asyncio.run(service.sync_once())[0].unchanged == 2
+    assert service.search("marsupial", k=1)[0].uri.endswith("alpha.md")
 
 
 def test_second_writer_is_refused(tmp_path, docs):
@@ -280,7 +284,9 @@ def test_targeted_recheck_of_hinted_paths(home, indexed, tmp_path):
     (docs / "alpha.md").unlink()
     (docs / "not-hinted.md").write_text("# Quiet\n\nNobody told the watcher about pangolins.\n")
     (docs / ".hidden.md").write_text("secret")
-    with Indexer(settings) as ix:
+    from app.sources.registry import make_source
+
+    with Indexer(settings, sources=make_source) as ix:
         rep = ix.sync_source(source, [str(docs / "beta.txt"), str(docs / "nested"),
                                       str(docs / "alpha.md"), str(docs / ".hidden.md"),
                                       "/somewhere/else.md"])

@@ -405,7 +405,7 @@ class SourcesWindow(QWidget):
         # while its own pass still writes that source's documents.
         for _ in range(300):
             status = await self.c.run_blocking(service.get_status)
-            if status.get("current") != sid:
+            if status.current != sid:
                 break
             service.cancel_current()
             await asyncio.sleep(0.1)

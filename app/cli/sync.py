@@ -1,0 +1,90 @@
+"""`lancedb-sync sync`, `retry` and `run`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from typing import Any
+
+from app.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from app.cli.output import ProgressLine, ctrl_c_cancels
+
+
+def cmd_sync(args: Any, settings: Any) -> int:
+    from app.service import Service
+
+    sources = [s for s in settings.sources if not args.source_id or s.source_id == args.source_id]
+    if args.source_id and not sources:
+        raise UserError(f"No source named {args.source_id!r}.", EXIT_USAGE)
+    if not sources:
+        raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
+                        "FOLDER", EXIT_USAGE)
+    require_free_disk(settings)
+    service = Service(settings)
+    progress = ProgressLine()
+    with ctrl_c_cancels() as cancel:
+        try:
+            reports = asyncio.run(service.sync_once(
+                [s.source_id for s in sources if s.enabled], on_progress=progress,
+                cancel=cancel))
+        finally:
+            progress.finish()
+    if cancel.is_set():
+        done = sum(r.added + r.modified for r in reports)
+        print(f"lancedb-sync: interrupted; {done} documents were indexed before stopping and "
+              "nothing half-written was kept. Run 'lancedb-sync sync' to continue.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], indent=2))
+        return EXIT_OK
+    for r in reports:
+        print(f"{r.source_id}: added {r.added}, modified {r.modified}, deleted {r.deleted}, "
+              f"moved {r.moved}, unchanged {r.unchanged + r.touched}, failed {r.failed}, "
+              f"skipped {r.skipped} ({r.seconds:.2f} s)")
+        for problem in r.problems:
+            print(f"  ! {problem}")
+        if r.retrying:
+            print(f"  {r.retrying} of the failed files may succeed later; they are tried "
+                  "again on the next sync")
+        if r.failed:
+            print("  see 'lancedb-sync failed' for the reasons")
+        for problem in r.maintenance_errors:
+            print(f"  ! index upkeep failed ({problem}); your documents are indexed and "
+                  "searchable, and it is tried again later")
+    return EXIT_OK
+
+
+def require_free_disk(settings: Any) -> None:
+    """Refuse to start a write on a nearly full disk: say so in one line, with the remedy."""
+    from app.service.health import ERROR, check_disk
+
+    with contextlib.suppress(OSError):
+        check = check_disk(settings.index_uri, settings.min_free_disk_mb)
+        if check.status == ERROR:
+            raise UserError(check.detail.replace("syncing is held until space is freed",
+                                                 "free some space there (or lower "
+                                                 "min_free_disk_mb), then sync again"))
+
+
+def cmd_retry(args: Any, settings: Any) -> int:
+    from app.service import Service
+
+    n = asyncio.run(Service(settings).retry_failed(source_id=args.source_id))
+    print(f"{n} failed or skipped files will be tried again.")
+    if args.no_sync or n == 0:
+        return EXIT_OK
+    import argparse
+
+    return cmd_sync(argparse.Namespace(source_id=args.source_id, json=False), settings)
+
+
+def cmd_run(args: Any, settings: Any) -> int:
+    from app import daemon
+
+    if not settings.sources:
+        raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
+                        "FOLDER", EXIT_USAGE)
+    return daemon.main(settings, watch=False if args.no_watch else None, plain=args.plain)
