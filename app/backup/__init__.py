@@ -8,7 +8,7 @@ that use them, so the CLI's `--help` stays instant.
 - `s3`          S3 settings, the boto3 client, error translation, the lease, Test connection
 - `snapshot`    the local side: pin table versions, list and hash files, the manifest, pure plans
 - `manager`     `BackupManager`: backup, snapshots, restore, verify, prune, remote search
-- `service_api` `BackupScheduler`: what the service calls after a sync (thread-safe)
+- `auto`        `AutoBackup`: what the service calls after a sync (thread-safe)
 
 See docs/backup.md.
 """

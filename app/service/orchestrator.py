@@ -20,7 +20,7 @@ The running service also keeps `service-status.json` in the state folder up to d
 
 With a backup bucket configured (`S3_BUCKET`, `backup_auto`), a pass that changed the index makes
 a backup due; it runs (beside later passes, never blocking them) once `backup_interval` has
-passed since the last one (`app/backup/service_api.py`). `backup_now()` is the "Back up now"
+passed since the last one (`app/backup/auto.py`). `backup_now()` is the "Back up now"
 button.
 """
 
@@ -67,7 +67,7 @@ class Service:
                  credentials_provider: Callable[[], Any] | None = None) -> None:
         self.settings = settings
         self._credentials_provider = credentials_provider
-        self._backups: Any = None  # BackupScheduler, made on first use when a bucket is set
+        self._backups: Any = None  # AutoBackup, made on first use when a bucket is set
         self._backup_task: asyncio.Task[Any] | None = None
         self._backup_cancel = threading.Event()
         self._backup_status: dict[str, Any] = {}
@@ -137,9 +137,9 @@ class Service:
             if source.enabled:
                 await self._arm(source)
         await self._refresh_counts()
-        scheduler = self._backup_scheduler()
-        if scheduler is not None:
-            self._backup_status = await asyncio.to_thread(scheduler.status)
+        auto = self._auto_backup()
+        if auto is not None:
+            self._backup_status = await asyncio.to_thread(auto.status)
         await self.check_health()
         self._task = asyncio.create_task(self._run(), name="lancedb-sync service")
         self._health_task = asyncio.create_task(self._health_loop(), name="lancedb-sync health")
@@ -324,20 +324,20 @@ class Service:
 
     # -- backups --------------------------------------------------------------------------------
 
-    def _backup_scheduler(self) -> Any:
+    def _auto_backup(self) -> Any:
         if self._backups is None and self.settings.s3_bucket:
+            from app.backup.auto import AutoBackup
             from app.backup.credentials import keyring_provider
-            from app.backup.service_api import BackupScheduler
 
-            self._backups = BackupScheduler(
+            self._backups = AutoBackup(
                 self.settings, credentials_provider=self._credentials_provider
                 or keyring_provider(self.settings))
         return self._backups
 
     def _maybe_backup(self, *, changed: bool) -> None:
         """Back up in the background if one is due; never delays the passes."""
-        scheduler = self._backup_scheduler()
-        if scheduler is None or not scheduler.enabled or self._stopping:
+        auto = self._auto_backup()
+        if auto is None or not auto.enabled or self._stopping:
             return
         if self._backup_task is not None and not self._backup_task.done():
             if changed:  # the running backup may have pinned before this change: keep it due
@@ -345,21 +345,21 @@ class Service:
                     lambda _t: self._maybe_backup(changed=True))
             return
         self._backup_task = asyncio.ensure_future(self._backup(
-            lambda progress=None, cancel=None: scheduler.run_if_due(
+            lambda progress=None, cancel=None: auto.run_if_due(
                 changed=changed, on_progress=progress, cancel=cancel)))
 
     async def backup_now(self) -> dict[str, Any]:
         """Back up now, whatever the schedule (the "Back up now" button). Returns the result;
         raises BackupError with a message for the person."""
-        scheduler = self._backup_scheduler()
-        if scheduler is None:
+        auto = self._auto_backup()
+        if auto is None:
             raise ValueError("No backup bucket is configured (S3_BUCKET).")
         if self._backup_task is not None and not self._backup_task.done():
             with contextlib.suppress(Exception):
                 await self._backup_task
         self._backup_task = asyncio.ensure_future(self._backup(
-            lambda progress=None, cancel=None: scheduler.run_now(on_progress=progress,
-                                                                 cancel=cancel),
+            lambda progress=None, cancel=None: auto.run_now(on_progress=progress,
+                                                            cancel=cancel),
             raise_errors=True))
         return await self._backup_task
 
@@ -396,9 +396,9 @@ class Service:
                 raise
             return None
         finally:
-            scheduler = self._backups
-            if scheduler is not None:
-                self._backup_status = await asyncio.to_thread(scheduler.status)
+            auto = self._backups
+            if auto is not None:
+                self._backup_status = await asyncio.to_thread(auto.status)
                 self._schedule_status_write(0.5)
         if result is None:
             return None
