@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
+from app.backup.bucket import Bucket
+from app.backup.connection import Check, test_connection
 from app.backup.errors import (
     BackupBusyError,
     BackupCancelled,
@@ -41,15 +43,9 @@ from app.backup.errors import (
     SnapshotNotFoundError,
     UnsafeSnapshotError,
 )
-from app.backup.identity import Device, load_device, machine_fingerprint
-from app.backup.s3 import (
-    CredentialsProvider,
-    Lease,
-    S3Settings,
-    explain,
-    make_client,
-    storage_options,
-)
+from app.backup.identity import Device, Identity
+from app.backup.lease import Lease
+from app.backup.s3 import CredentialsProvider, S3Settings, is_missing, storage_options
 from app.backup.snapshot import (
     DEFAULT_ROOT,
     FileEntry,
@@ -195,35 +191,29 @@ class BackupManager:
                  machine: str | None = None) -> None:
         self.settings = settings
         self.credentials_provider = credentials_provider
-        self.machine = machine or machine_fingerprint()
-        self._cfg: S3Settings | None = None
-        self._client: Any = None
-        self._session: Any = None
-        self._device: Device | None = None
+        self.bucket = Bucket(settings, credentials_provider)
+        self.identity = Identity(settings.paths.data_dir, settings.backup_device_name, machine)
 
     # -- plumbing -------------------------------------------------------------------------------
 
     @property
     def cfg(self) -> S3Settings:
-        if self._cfg is None:
-            self._cfg = S3Settings.from_settings(self.settings)
-        return self._cfg
+        return self.bucket.cfg
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client, self._session = make_client(self.cfg, self.credentials_provider)
-        return self._client
+        return self.bucket.client
 
     @property
     def device(self) -> Device:
-        if self._device is None:
-            self._device = load_device(self.settings.paths.data_dir,
-                                       self.settings.backup_device_name)
-        return self._device
+        return self.identity.device
+
+    @property
+    def machine(self) -> str:
+        return self.identity.machine
 
     def device_prefix(self, device_id: str | None = None) -> str:
-        return f"{self.cfg.prefix}devices/{device_id or self.device.device_id}/"
+        return self.bucket.device_prefix(device_id or self.device.device_id)
 
     def _index_dir(self) -> Path:
         folder = self.settings.index_dir
@@ -235,34 +225,14 @@ class BackupManager:
     def _tables(self) -> tuple[str, str]:
         return self.settings.documents_table, self.settings.chunks_table
 
-    def _call(self, action: str, key: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except BackupError:
-            raise
-        except Exception as exc:
-            raise explain(exc, action, self.cfg, key) from exc
-
-    def _list(self, prefix: str, delimiter: str | None = None) -> Iterable[dict[str, Any]]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        kwargs: dict[str, Any] = {"Bucket": self.cfg.bucket, "Prefix": prefix}
-        if delimiter:
-            kwargs["Delimiter"] = delimiter
-        try:
-            yield from paginator.paginate(**kwargs)
-        except Exception as exc:
-            raise explain(exc, "list", self.cfg, prefix) from exc
-
-    def test_connection(self):
-        from app.backup.s3 import test_connection
-
+    def test_connection(self) -> list[Check]:
         return test_connection(self.client, self.cfg)
 
     # -- listing snapshots ----------------------------------------------------------------------
 
     def device_ids(self) -> list[str]:
         out: list[str] = []
-        for page in self._list(f"{self.cfg.prefix}devices/", "/"):
+        for page in self.bucket.pages(f"{self.cfg.prefix}devices/", "/"):
             for cp in page.get("CommonPrefixes", []):
                 out.append(cp["Prefix"].rstrip("/").rsplit("/", 1)[-1])
         return sorted(out)
@@ -280,7 +250,7 @@ class BackupManager:
 
     def _snapshot_keys(self, device_id: str) -> list[str]:
         keys = []
-        for page in self._list(f"{self.device_prefix(device_id)}snapshots/"):
+        for page in self.bucket.pages(f"{self.device_prefix(device_id)}snapshots/"):
             keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json")]
         return keys
 
@@ -289,8 +259,7 @@ class BackupManager:
         warning, as before). A manifest that parses but names unsafe paths raises
         UnsafeSnapshotError instead: skipping it would quietly hand restore an older snapshot
         and hide that someone altered the bucket."""
-        body = self._call("get", key, lambda: self.client.get_object(
-            Bucket=self.cfg.bucket, Key=key)["Body"].read())
+        body = self.bucket.get(key)
         try:
             return Snapshot.from_json(body, f"The snapshot manifest s3://{self.cfg.bucket}/{key}")
         except (ValueError, KeyError, TypeError) as exc:
@@ -352,7 +321,6 @@ class BackupManager:
         cancel = cancel or threading.Event()
         t0 = time.monotonic()
         index_dir = self._index_dir()
-        cfg = self.cfg
         _ = self.client  # fail early on bad settings
         local_lock = WriterLock(self.settings.state_dir / "backup.lock")
         try:
@@ -398,9 +366,7 @@ class BackupManager:
             if cancel.is_set():
                 raise BackupCancelled("The backup job was cancelled before it was published.")
             key = f"{self.device_prefix()}snapshots/{snapshot.snapshot_id}.json"
-            self._call("put", key, lambda: self.client.put_object(
-                Bucket=cfg.bucket, Key=key, Body=snapshot.to_json(),
-                ContentType="application/json", **cfg.put_args()))
+            self.bucket.put(key, snapshot.to_json())
             pruned = self._prune_locked(lease, sweep=False) if prune else None
             result = BackupResult(snapshot, len(plan.upload), plan.upload_bytes,
                                   len(plan.present), time.monotonic() - t0, pruned)
@@ -416,8 +382,7 @@ class BackupManager:
             local_lock.release()
 
     def _lease(self) -> Lease:
-        return Lease(self.client, self.cfg, self.device_prefix(), self.device.device_id,
-                     self.machine, self.device.name)
+        return Lease.of(self.bucket, self.identity)
 
     def _pin(self, index_dir: Path) -> dict[str, tuple[int, str]]:
         """Pin the newest version of each table: documents first (see snapshot.py).
@@ -493,7 +458,7 @@ class BackupManager:
     def _remote_objects(self, root: str) -> dict[str, int]:
         base = f"{self.device_prefix()}{root}/"
         out: dict[str, int] = {}
-        for page in self._list(base):
+        for page in self.bucket.pages(base):
             for o in page.get("Contents", []):
                 out[o["Key"][len(base):]] = int(o["Size"])
         return out
@@ -510,8 +475,7 @@ class BackupManager:
             base = f"{self.device_prefix()}{root}/"
 
             def head(e: FileEntry) -> tuple[str, str | None]:
-                r = self._call("head", base + e.path, lambda: self.client.head_object(
-                    Bucket=self.cfg.bucket, Key=base + e.path))
+                r = self.bucket.head(base + e.path)
                 return e.path, r.get("Metadata", {}).get("sha256")
 
             with ThreadPoolExecutor(self.cfg.concurrency) as pool:
@@ -553,7 +517,7 @@ class BackupManager:
             except BackupError:
                 raise
             except Exception as exc:
-                raise explain(exc, "put", cfg, key) from exc
+                raise self.bucket.explain(exc, "put", key) from exc
             transfer.file_done(f.path)
 
         data = [f for f in plan.upload if not f.is_table_manifest]
@@ -606,7 +570,7 @@ class BackupManager:
         result = PruneResult([s.snapshot_id for s in plan.keep],
                              [s.snapshot_id for s in plan.drop])
         # Snapshot manifests first: a snapshot stops existing before any of its files go.
-        self._delete([f"{prefix}snapshots/{s.snapshot_id}.json" for s in plan.drop])
+        self.bucket.delete_many([f"{prefix}snapshots/{s.snapshot_id}.json" for s in plan.drop])
         if len(readable) != len(snaps):
             log.warning("prune: some snapshot manifests are unreadable; no files deleted")
             return result
@@ -614,34 +578,16 @@ class BackupManager:
             return result
         lease.renew()
         objects: dict[str, int] = {}
-        for page in self._list(prefix):
+        for page in self.bucket.pages(prefix):
             for o in page.get("Contents", []):
                 rel = o["Key"][len(prefix):]
                 if rel.split("/", 1)[0].startswith(DEFAULT_ROOT) and "/" in rel:
                     objects[rel] = int(o["Size"])
         doomed = unreferenced(objects, plan.keep)
-        self._delete([prefix + rel for rel in doomed])
+        self.bucket.delete_many([prefix + rel for rel in doomed])
         result.deleted_objects = len(doomed)
         result.deleted_bytes = sum(objects[r] for r in doomed)
         return result
-
-    def _delete(self, keys: list[str]) -> None:
-        for i in range(0, len(keys), 1000):
-            part = keys[i:i + 1000]
-            resp = self._call("delete", part[0], lambda part=part: self.client.delete_objects(
-                Bucket=self.cfg.bucket,
-                Delete={"Objects": [{"Key": k} for k in part], "Quiet": True}))
-            errors = resp.get("Errors", [])
-            if errors:
-                e = errors[0]
-                if e.get("Code") == "AccessDenied":
-                    from app.backup.errors import BackupPermissionError
-
-                    raise BackupPermissionError(
-                        f"Access denied: the credentials lack s3:DeleteObject on "
-                        f"s3://{self.cfg.bucket}/{e.get('Key')}.", "s3:DeleteObject")
-                raise BackupError(f"S3 could not delete {e.get('Key')}: {e.get('Code')} "
-                                  f"{e.get('Message', '')}")
 
     # -- verify ---------------------------------------------------------------------------------
 
@@ -671,13 +617,11 @@ class BackupManager:
                     got = head.get("Metadata", {}).get("sha256")
                     size = int(head["ContentLength"])
             except Exception as exc:
-                from app.backup.s3 import is_missing
-
                 if is_missing(exc):
                     with lock:
                         problems.append(f"{f.path}: missing from the bucket")
                     return
-                raise explain(exc, "get", self.cfg, key) from exc
+                raise self.bucket.explain(exc, "get", key) from exc
             with lock:
                 if size is not None and size != f.size:
                     problems.append(f"{f.path}: size {size} in the bucket, {f.size} expected")
@@ -796,13 +740,11 @@ class BackupManager:
             except BackupError:
                 raise
             except Exception as exc:
-                from app.backup.s3 import is_missing
-
                 if is_missing(exc) or "404" in str(exc):
                     raise IntegrityError(f"The snapshot is damaged: {f.path} is missing from "
                                          f"the bucket. Restore another snapshot.",
                                          f.path) from None
-                raise explain(exc, "get", cfg, key) from exc
+                raise self.bucket.explain(exc, "get", key) from exc
             digest = sha256_file(part)
             if part.stat().st_size != f.size or digest != f.sha256:
                 part.unlink(missing_ok=True)
@@ -844,11 +786,10 @@ class BackupManager:
         """A read-only Store on the bucket, each table checked out at the snapshot's version."""
         from app.core.store import Store, StoreError
 
-        _ = self.client
         uri = f"s3://{self.cfg.bucket}/{self.device_prefix(snapshot.device_id)}{snapshot.root}"
         try:
             store = Store(uri, snapshot.documents_table, snapshot.chunks_table, model_id="",
-                          dim=256, storage_options=storage_options(self.cfg, self._session),
+                          dim=256, storage_options=storage_options(self.cfg, self.bucket.session),
                           read_only=True)
             store.documents.checkout(snapshot.table(snapshot.documents_table).version)
             store.chunks.checkout(snapshot.table(snapshot.chunks_table).version)
