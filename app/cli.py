@@ -892,8 +892,9 @@ def cmd_snapshots(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, settings: Any) -> int:
+    from app.backup.catalog import ChooseSnapshotError
     from app.backup.credentials import keyring_provider
-    from app.backup.manager import BackupManager, ChooseSnapshotError
+    from app.backup.manager import BackupManager
 
     manager = BackupManager(settings, credentials_provider=keyring_provider(settings))
     try:

@@ -28,9 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.backup.backup import BackupResult
 from app.backup.errors import BackupError
-from app.backup.manager import BackupManager, BackupResult, ProgressCallback
+from app.backup.manager import BackupManager
 from app.backup.s3 import CredentialsProvider
+from app.backup.transfer import ProgressCallback
 from app.fsutil import write_atomic
 
 log = logging.getLogger(__name__)
