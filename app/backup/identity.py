@@ -4,7 +4,7 @@ The device id names the bucket prefix a device writes its snapshots under
 (`devices/<device-id>/`). It is made once and kept in the per-user data folder, so it survives
 restarts and updates. A cloned disk carries the same id to a second machine: the machine
 fingerprint (host name and the OS machine id, hashed) is what the writer lease compares, so the
-two cannot interleave snapshots (see `app/backup/s3.py`).
+two cannot interleave snapshots (see `app/backup/lease.py`).
 """
 
 from __future__ import annotations
@@ -62,3 +62,20 @@ def machine_fingerprint() -> str:
         raw = f"{uuid.getnode():x}"
     digest = hashlib.sha256(f"{socket.gethostname()}\0{raw}".encode()).hexdigest()
     return digest[:16]
+
+
+class Identity:
+    """Who a job writes as: this device (loaded, and made on first use, only when a job gets that
+    far, so one that fails earlier leaves no device.json) and this machine's fingerprint."""
+
+    def __init__(self, data_dir: Path, name: str | None = None,
+                 machine: str | None = None) -> None:
+        self.data_dir, self.name = data_dir, name
+        self.machine = machine or machine_fingerprint()
+        self._device: Device | None = None
+
+    @property
+    def device(self) -> Device:
+        if self._device is None:
+            self._device = load_device(self.data_dir, self.name)
+        return self._device

@@ -1,5 +1,8 @@
-"""S3 plumbing for backups: settings, the boto3 client, error translation, the lease, and the
-connection test.
+"""Talking to S3 at all: the backup settings, the boto3 client, LanceDB's options for the same
+bucket, and what S3's errors mean to the person.
+
+Kept apart from the jobs because it is the one place that knows boto3 and botocore: their
+configuration (S3-compatible stores, checksums, retries) and their error codes.
 
 Credentials come from the standard AWS chain (environment variables, `AWS_PROFILE` and the shared
 files, SSO, an instance or container role) unless a `credentials_provider` is given: a callable
@@ -9,13 +12,9 @@ returning `{"aws_access_key_id": …, "aws_secret_access_key": …, "aws_session
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from app.backup.errors import (
@@ -24,11 +23,8 @@ from app.backup.errors import (
     BackupConnectionError,
     BackupError,
     BackupPermissionError,
-    LeaseHeldError,
 )
 from app.logsafety import register_secrets
-
-log = logging.getLogger(__name__)
 
 CredentialsProvider = Callable[[], Mapping[str, str] | None]
 
@@ -40,7 +36,6 @@ PERMISSIONS = {
     "put": "s3:PutObject",
     "delete": "s3:DeleteObject",
 }
-LEASE_SECONDS = 15 * 60
 _AUTH_CODES = {
     "SignatureDoesNotMatch": "S3 rejected the secret access key: it does not match the access "
                              "key id (SignatureDoesNotMatch). Check AWS_SECRET_ACCESS_KEY (or "
@@ -219,128 +214,3 @@ def is_missing(exc: BaseException) -> bool:
         return False
     code = str(exc.response.get("Error", {}).get("Code", ""))
     return code in ("NoSuchKey", "404", "NotFound")
-
-
-# -- the writer lease ---------------------------------------------------------------------------
-
-
-class Lease:
-    """One writer per device prefix: `devices/<id>/lease.json`, renewed while a job runs.
-
-    Same machine (fingerprint) → the lease is ours to take over (a crashed run, the CLI after the
-    service). Another machine with an unexpired lease → `LeaseHeldError` saying what to do.
-    """
-
-    def __init__(self, client: Any, cfg: S3Settings, device_prefix: str, device_id: str,
-                 machine: str, host: str, seconds: int = LEASE_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.client, self.cfg = client, cfg
-        self.key = f"{device_prefix}lease.json"
-        self.device_id, self.machine, self.host = device_id, machine, host
-        self.seconds, self.clock = seconds, clock
-        self._renewed = 0.0
-        self.held = False
-
-    def read(self) -> dict[str, Any] | None:
-        try:
-            body = self.client.get_object(Bucket=self.cfg.bucket, Key=self.key)["Body"].read()
-        except Exception as exc:
-            if is_missing(exc):
-                return None
-            raise explain(exc, "get", self.cfg, self.key) from exc
-        try:
-            return dict(json.loads(body))
-        except ValueError:
-            return None
-
-    def acquire(self) -> None:
-        current = self.read()
-        now = self.clock()
-        if current and current.get("machine") != self.machine and \
-                float(current.get("expires_at", 0)) > now:
-            until = datetime.fromtimestamp(float(current["expires_at"]), UTC)
-            raise LeaseHeldError(
-                f"Another machine ({current.get('host', 'unknown host')}) is writing backups as "
-                f"device {self.device_id} (its lease runs until {until:%Y-%m-%d %H:%M} UTC). "
-                "If this machine is a copy of that one (a cloned disk or a restored system "
-                "image), give it its own device id: delete device.json in the data folder and "
-                "back up again. If that machine is gone, wait until the lease runs out.")
-        self._write(now)
-        confirm = self.read()
-        if not confirm or confirm.get("machine") != self.machine:
-            raise LeaseHeldError(
-                f"Another machine took the backup lease of device {self.device_id} at the same "
-                "moment; try again in a minute.")
-        self.held = True
-
-    def renew(self) -> None:
-        """Extend the lease if a third of it has passed (cheap to call often)."""
-        now = self.clock()
-        if self.held and now - self._renewed > self.seconds / 3:
-            self._write(now)
-
-    def release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        try:
-            current = self.read()
-            if current and current.get("machine") == self.machine:
-                self.client.delete_object(Bucket=self.cfg.bucket, Key=self.key)
-        except Exception:
-            log.warning("could not release the backup lease %s; it expires by itself", self.key)
-
-    def _write(self, now: float) -> None:
-        body = json.dumps({"device_id": self.device_id, "machine": self.machine,
-                           "host": self.host, "acquired_at": now,
-                           "expires_at": now + self.seconds}).encode()
-        try:
-            self.client.put_object(Bucket=self.cfg.bucket, Key=self.key, Body=body,
-                                   ContentType="application/json", **self.cfg.put_args())
-        except Exception as exc:
-            raise explain(exc, "put", self.cfg, self.key) from exc
-        self._renewed = now
-
-
-# -- Test connection ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str  # list | put | get | delete
-    permission: str
-    ok: bool
-    message: str = ""
-
-
-def test_connection(client: Any, cfg: S3Settings) -> list[Check]:
-    """List, put, read back and delete a small object under the prefix; report each step.
-
-    The first failure that is not a permission problem (no network, bad credentials, no bucket)
-    is raised; a missing permission is reported as a failed check naming it.
-    """
-    import uuid
-
-    key = f"{cfg.prefix}.lancedb-sync-connection-test-{uuid.uuid4().hex[:8]}"
-    checks: list[Check] = []
-
-    def step(name: str, fn: Callable[[], Any], k: str = "") -> bool:
-        try:
-            fn()
-        except Exception as exc:
-            err = explain(exc, name, cfg, k)
-            if isinstance(err, BackupPermissionError):
-                checks.append(Check(name, err.permission, False, str(err)))
-                return False
-            raise err from exc
-        checks.append(Check(name, PERMISSIONS[name], True))
-        return True
-
-    step("list", lambda: client.list_objects_v2(Bucket=cfg.bucket, Prefix=cfg.prefix,
-                                                MaxKeys=1))
-    wrote = step("put", lambda: client.put_object(Bucket=cfg.bucket, Key=key, Body=b"ok",
-                                                  **cfg.put_args()), key)
-    if wrote:
-        step("get", lambda: client.get_object(Bucket=cfg.bucket, Key=key)["Body"].read(), key)
-        step("delete", lambda: client.delete_object(Bucket=cfg.bucket, Key=key), key)
-    return checks

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from app.backup.errors import UnsafeSnapshotError
+from app.backup.errors import BackupConfigError, UnsafeSnapshotError
 from app.fsutil import write_atomic
 
 FORMAT = 1
@@ -70,7 +70,7 @@ class Snapshot:
     created_at: str  # ISO 8601, UTC
     app_version: str
     schema_version: int
-    root: str  # folder under devices/<id>/ that holds the files (see BackupManager)
+    root: str  # folder under devices/<id>/ that holds the files (see bucket.py)
     documents_table: str
     chunks_table: str
     embed_model: str
@@ -219,6 +219,16 @@ def new_snapshot_id(now: datetime) -> str:
 
 
 # -- pinning and listing local tables -----------------------------------------------------------
+
+
+def local_index_dir(settings: Any) -> Path:
+    """The index folder backup reads and restore writes: a snapshot is a copy of its files, so
+    an index on object storage (LANCEDB_URI s3://…) cannot be backed up or restored here."""
+    folder = settings.index_dir
+    if folder is None:
+        raise BackupConfigError(f"Backups need a local index folder; LANCEDB_URI is "
+                                f"{settings.index_uri}.")
+    return folder
 
 
 def manifest_version(name: str) -> int | None:

@@ -108,7 +108,7 @@ def cmd_snapshots(args: Any, settings: Any) -> int:
 
 
 def cmd_restore(args: Any, settings: Any) -> int:
-    from app.backup.manager import ChooseSnapshotError
+    from app.backup.catalog import ChooseSnapshotError
     from app.service import Service
 
     manager = Service(settings).backup_manager()

@@ -59,10 +59,10 @@ class BackupControl:
 
     def _backup_schedule(self) -> Any:
         if self._backups is None and self.settings.s3_bucket:
+            from app.backup.auto import AutoBackup
             from app.backup.credentials import keyring_provider
-            from app.backup.service_api import BackupScheduler
 
-            self._backups = BackupScheduler(
+            self._backups = AutoBackup(
                 self.settings, credentials_provider=self._credentials_provider
                 or keyring_provider(self.settings))
         return self._backups

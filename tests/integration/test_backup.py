@@ -14,9 +14,9 @@ import boto3
 import lancedb
 import pytest
 
+from app.backup.auto import AutoBackup
 from app.backup.errors import BackupAuthError, BackupConnectionError, IntegrityError
 from app.backup.manager import BackupManager
-from app.backup.service_api import BackupScheduler
 from app.config import load_settings
 from tests.helpers.s3server import TcpProxy, start_moto
 
@@ -518,7 +518,7 @@ def test_lease_held_by_another_machine(cli, home, indexed, moto, bucket):
 
 def test_scheduler_backs_up_after_changes_at_most_every_interval(home, indexed, bucket):
     now = [1_000_000.0]
-    sched = BackupScheduler(load_settings(home=home), clock=lambda: now[0])
+    sched = AutoBackup(load_settings(home=home), clock=lambda: now[0])
     assert sched.run_if_due(changed=False) is None  # nothing changed yet
     first = sched.run_if_due(changed=True)
     assert first is not None

@@ -1,10 +1,11 @@
-"""What the service calls: automatic backups after syncs that changed something.
+"""Automatic backups: when a backup is due after syncs that changed something, and running it.
 
-`BackupScheduler` is Qt-free, asyncio-free and thread-safe. The service owns one and, from a
-worker thread (never the loop thread), calls
+This is what the service calls (kept apart from the jobs so the jobs know nothing of schedules,
+back-off or the service). `AutoBackup` is Qt-free, asyncio-free and thread-safe. The service
+owns one and, from a worker thread (never the loop thread), calls
 
     result = await asyncio.to_thread(
-        scheduler.run_if_due, changed=report_changed, on_progress=emit, cancel=cancel_event)
+        auto.run_if_due, changed=report_changed, on_progress=emit, cancel=cancel_event)
 
 after every sync pass (and on its periodic tick with `changed=False`). It backs up when a change
 is pending and `backup_interval` seconds have passed since the last backup; a change seen while
@@ -27,9 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.backup.backup import BackupResult
 from app.backup.errors import BackupError
-from app.backup.manager import BackupManager, BackupResult, ProgressCallback
+from app.backup.manager import BackupManager
 from app.backup.s3 import CredentialsProvider
+from app.backup.transfer import ProgressCallback
 from app.fsutil import write_atomic
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ RETRY_MIN_SECONDS = 60.0
 RETRY_MAX_SECONDS = 3600.0
 
 
-class BackupScheduler:
+class AutoBackup:
     def __init__(self, settings: Any, *, credentials_provider: CredentialsProvider | None = None,
                  clock: Callable[[], float] = time.time,
                  manager: BackupManager | None = None) -> None:
