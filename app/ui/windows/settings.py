@@ -213,10 +213,12 @@ class SettingsWindow(QWidget):
             if reembed:
                 self.banner.show_message("Re-embedding the index… search keeps working.", "info")
                 await self.c.stop_service()
-                from app.core.reembed import reembed_index
+                from app.service import Service
 
                 try:
-                    await self.c.run_blocking(lambda: reembed_index(settings, assume_yes=True))
+                    # With the service stopped, a Service on the new settings re-embeds in a
+                    # worker thread, holding the writer lock itself.
+                    await Service(settings).reembed()
                 finally:
                     await self.c.restart_service(settings.with_sources(
                         self.c.settings.sources))  # stop_service kept the live sources
