@@ -184,7 +184,7 @@ def test_backup_while_a_sync_commits(home, docs, bucket, tmp_path):
         ix.sync([SourceConfig(SourceType.LOCAL_FILESYSTEM, "docs",
                               {"watch_paths": [str(docs)], "file_patterns": ["first.txt"]})])
 
-    import app.core.sync as core_sync
+    import app.core.pipeline as core_sync
 
     done = threading.Event()
     errors = []
