@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # anything else is a bug or an environment problem: say where logs are
         import logging
 
-        from app.core.errors import disk_full_message, is_disk_full, one_line
+        from app.service.errors import disk_full_message, is_disk_full, one_line
 
         logging.getLogger("app.cli").error("%s failed", args.command, exc_info=True)
         if is_disk_full(exc):

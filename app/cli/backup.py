@@ -108,8 +108,8 @@ def cmd_snapshots(args: Any, settings: Any) -> int:
 
 
 def cmd_restore(args: Any, settings: Any) -> int:
-    from app.backup.catalog import ChooseSnapshotError
     from app.service import Service
+    from app.service.errors import ChooseSnapshotError
 
     manager = Service(settings).backup_manager()
     try:
@@ -139,9 +139,9 @@ def cmd_restore(args: Any, settings: Any) -> int:
     if result.documents_to_redo:
         print(f"{result.documents_to_redo} documents were mid-sync in the snapshot and will be "
               "indexed again by the next sync.")
-    from app.core.model_switch import embedder_model_id
+    from app.service import Service
 
-    wanted = embedder_model_id(settings.embedder)
+    wanted = Service(settings).reembed_plan().wanted_model
     if snapshot.embed_model and snapshot.embed_model != wanted:
         print(f"Note: the snapshot was embedded with {snapshot.embed_model}, but the settings "
               f"ask for {wanted}. Set the embedder to {snapshot.embed_model} to use it as it "

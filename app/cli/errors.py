@@ -20,30 +20,12 @@ class UserError(Exception):
 def known_error(exc: BaseException) -> tuple[str, int] | None:
     """The one-line message and exit code of an error the layers below raise for people, or
     None for one that is a bug."""
-    from app.backup.errors import (
-        BackupBusyError,
-        BackupConfigError,
-        BackupError,
-        LeaseHeldError,
-        RestoreRefusedError,
-    )
-    from app.core.embedding import EmbeddingError
-    from app.core.lock import IndexLockedError
-    from app.core.model_switch import ModelChangeError
-    from app.core.reembed import ReembedError
-    from app.service.operations import SearchError
-    from app.sources.base import SourceError
+    from app.service import errors
 
-    if isinstance(exc, (IndexLockedError, LeaseHeldError, BackupBusyError)):
+    if isinstance(exc, errors.BUSY):
         return str(exc), EXIT_BUSY
-    if isinstance(exc, (BackupConfigError, RestoreRefusedError)):
+    if isinstance(exc, errors.USAGE):
         return str(exc), EXIT_USAGE
-    if isinstance(exc, BackupError):
-        return str(exc), EXIT_FAIL
-    if isinstance(exc, (ModelChangeError, SourceError, EmbeddingError, SearchError,
-                        ReembedError)):
-        return str(exc), EXIT_FAIL
-    # By name: importing app.core.store would load LanceDB just to print an error.
-    if type(exc).__name__ in ("StoreError", "StoreIntegrityError"):
+    if isinstance(exc, errors.FOR_PEOPLE) or errors.is_store_error(exc):
         return str(exc), EXIT_FAIL
     return None

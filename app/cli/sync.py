@@ -82,7 +82,7 @@ def cmd_retry(args: Any, settings: Any) -> int:
 
 
 def cmd_run(args: Any, settings: Any) -> int:
-    from app import daemon
+    from app.cli import daemon
 
     if not settings.sources:
         raise UserError("No sources configured. Add one with: lancedb-sync sources add local "

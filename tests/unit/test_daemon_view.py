@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 
-from app.daemon import LiveView, LogLines, describe_event
+from app.cli.daemon import LiveView, LogLines, describe_event
 from app.service.events import ClockJumped, PassProgress, SyncFinished, WatcherChanged
 from app.service.status import PassInfo, ServiceStatus, SourceStatus
 from app.wording import eta

@@ -38,7 +38,7 @@ REDRAW_S = 0.25
 
 async def run_service(settings: Any, *, watch: bool | None, out: TextIO, err: TextIO,
                       live: bool) -> int:
-    from app.core.lock import IndexLockedError
+    from app.service.errors import IndexLockedError
     from app.service.orchestrator import Service
 
     service = Service(settings, watch=watch)
