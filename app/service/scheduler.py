@@ -84,7 +84,7 @@ class Scheduler:
         now = self._clock()
         enabled = list(enabled)
         for sid in enabled:
-            if now >= self._next_full.get(sid, now):
+            if sid in self._interval and now >= self._next_full.get(sid, now):
                 self._pending[sid] = None
         hinted = [sid for sid, p in self._pending.items() if p is not None]
         order = hinted + [sid for sid, p in self._pending.items() if p is None]

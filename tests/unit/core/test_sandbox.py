@@ -16,7 +16,7 @@ import pytest
 from app.core.extract import ExtractionError
 from app.core.extract.sandbox import ExtractorPool, PoolClosedError
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 HELPERS = "tests.helpers.parsers"
 PLUGINS = {
     ".ok": f"{HELPERS}:ok",

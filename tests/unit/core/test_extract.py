@@ -20,10 +20,10 @@ from app.core.extract import (
 )
 from app.core.extract.registry import BUILTIN_FORMATS
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FORMATS = FIXTURES / "formats"
 BAD = FIXTURES / "bad"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HELPERS = "tests.helpers.parsers"
 
 

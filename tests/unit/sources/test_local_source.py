@@ -83,7 +83,7 @@ def test_unreadable_subfolder_reported(tmp_path):
     try:
         out = subprocess.run([*prefix, sys.executable, "-c", script, str(tmp_path)],
                              capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])})
     finally:
         os.chmod(tmp_path / "locked", 0o755)
     listing = json.loads(out.stdout)
