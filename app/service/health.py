@@ -103,13 +103,10 @@ def check_sync_state(state_dir: Path, source_ids: Iterable[str]) -> list[Check]:
         return []
     checks: list[Check] = []
     try:
-        state = SyncState.open(state_dir)
-        try:
+        with SyncState.open(state_dir) as state:
             runs = state.last_runs()
             upkeep = state.maintenance_errors()
             dirty = state.needs_repair()
-        finally:
-            state.close()
     except Exception as exc:  # sqlite3.Error, OSError: the state check reports those
         return [Check("sync_state", WARNING, f"The sync state could not be read ({exc}).")]
     wanted = set(source_ids)

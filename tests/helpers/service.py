@@ -29,11 +29,8 @@ async def wait_for(predicate, timeout=30.0, step=0.05):
 def indexed_names(service):
     from app.core.state import SyncState
 
-    state = SyncState.open(service.settings.state_dir)
-    try:
+    with SyncState.open(service.settings.state_dir) as state:
         return {os.path.basename(k) for k in state.known("docs")}
-    finally:
-        state.close()
 
 
 def write_notes(folder, n, prefix="n", paragraphs=2):

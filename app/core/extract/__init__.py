@@ -19,6 +19,7 @@ from app.core.extract.registry import (
     load_extractor,
 )
 from app.core.extract.types import ERROR_KINDS, Block, Extracted, ExtractionError
+from app.wording import size
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -35,15 +36,6 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(BUILTIN_FORMATS)
 DEFAULT_PATTERNS: tuple[str, ...] = tuple(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
 
 _DETAIL_CHARS = 120
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"  # unreachable; keeps type checkers content
 
 
 def _short_detail(exc: BaseException) -> str:
@@ -91,8 +83,8 @@ def _check_file(path: str, max_bytes: int | None) -> None:
     if max_bytes is not None and info.st_size > max_bytes:
         raise ExtractionError(
             "too_large",
-            f"This file is {_human_size(info.st_size)}, more than the "
-            f"{_human_size(max_bytes)} size limit, so it was skipped; raise the limit in "
+            f"This file is {size(info.st_size)}, more than the "
+            f"{size(max_bytes)} size limit, so it was skipped; raise the limit in "
             "settings to index it.",
         )
 
