@@ -256,6 +256,8 @@ def test_pause_and_resume_from_the_menu_change_the_icon(tray, run):
 
 
 def test_menu_items_do_what_they_say(tray, env, run, urls):
+    from app.ui.activity import NotificationLimit
+
     actions = menu_actions(tray.tray)
     for name in ("search", "sources", "progress", "backup", "settings"):
         for w in tray.windows.values():
@@ -275,11 +277,16 @@ def test_menu_items_do_what_they_say(tray, env, run, urls):
     tray.tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
     assert tray.windows["progress"].isVisible()
     # Notifications are rate-limited: one at a time, the same one rarely.
-    tray._last_notice = 0.0
-    assert tray.notify("test:a", "Title", "first")
-    assert not tray.notify("test:b", "Title", "too soon after the first")
-    tray._last_notice = 0.0
-    assert not tray.notify("test:a", "Title", "the same one again")
+    now = [0.0]
+    limit, tray.notify_limit = tray.notify_limit, NotificationLimit(clock=lambda: now[0])
+    try:
+        assert tray.notify("test:a", "Title", "first")
+        assert not tray.notify("test:b", "Title", "too soon after the first")
+        now[0] += 31
+        assert not tray.notify("test:a", "Title", "the same one again")
+        assert tray.notify("test:b", "Title", "another one, later")
+    finally:
+        tray.notify_limit = limit
     actions["about"].trigger()
     about = tray.windows["about"]
     assert about.isVisible() and "LanceDB Sync" in about.text()

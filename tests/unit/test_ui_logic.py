@@ -15,6 +15,7 @@ from app import secrets
 from app.config import ConfigError, load_settings, save_sources, save_values
 from app.models import SourceConfig, SourceType
 from app.ui import status as st
+from app.ui.activity import ActivityLog, NotificationLimit, pass_lines
 from app.ui.autostart import Autostart, _desktop_quote
 from app.ui.display import display_problem
 
@@ -68,6 +69,39 @@ def test_why_slow_names_the_reason():
     busy = st.Snapshot((src(), src(source_id="other")), current="other")
     assert "Queued behind other" in st.why_slow(src(queued=True), busy)
     assert st.why_slow(src(waiting="Paused: on battery."), snap) == "Paused: on battery."
+
+
+def test_activity_log_keeps_the_latest_entries():
+    now = [100.0]
+    log = ActivityLog(limit=3, clock=lambda: now[0])
+    for i in range(5):
+        now[0] += 1
+        assert log.add("info", f"line {i}") == (now[0], "info", f"line {i}")
+    assert len(log) == 3 and [text for _t, _l, text in log] == ["line 2", "line 3", "line 4"]
+    assert log[-1] == (105.0, "info", "line 4") and log[1:] == list(log)[1:]
+
+
+def test_pass_lines_say_what_a_pass_changed():
+    assert pass_lines("docs", {"added": 0, "modified": 0}) == []
+    lines = pass_lines("docs", {
+        "added": 1200, "deleted": 1, "failed": 1, "problems": ["cannot read /x"],
+        "failures": [{"uri": "file:///a%20b.pdf", "reason": "encrypted"}]})
+    assert lines == [("info", "docs: 1,200 added, 1 deleted, 1 failed"),
+                     ("error", "docs: /a b.pdf: encrypted"),
+                     ("warning", "docs: cannot read /x")]
+    assert pass_lines("docs", {"problems": ["p"]})[0] == ("info", "docs: no changes")
+
+
+def test_notifications_one_at_a_time_and_the_same_one_rarely():
+    now = [1000.0]
+    limit = NotificationLimit(min_gap=30, same_key=600, clock=lambda: now[0])
+    assert limit.allow("error:docs")
+    assert not limit.allow("first:docs")  # too soon after any other
+    now[0] += 31
+    assert not limit.allow("error:docs")  # the same one within 10 minutes
+    assert limit.allow("first:docs")
+    now[0] += 600
+    assert limit.allow("error:docs")
 
 
 def test_ago():

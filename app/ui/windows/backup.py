@@ -27,7 +27,7 @@ from app import secrets
 from app.ui.windows.common import Banner, muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 SECRET = ("s3", "backup", "secret_access_key")
 # Automatic backups: after a sync that changed something, at most once per interval.

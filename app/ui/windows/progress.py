@@ -35,7 +35,7 @@ from app.ui import status as st
 from app.ui.windows.common import Banner, PlaceholderList, fmt_eta, muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 STATE_WORDS = {"idle": "Up to date", "queued": "Queued", "scanning": "Looking for changes…",
                "indexing": "Indexing", "error": "Error", "maintaining": "Tidying the index…"}

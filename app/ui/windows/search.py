@@ -36,7 +36,7 @@ from app.ui.icons import is_dark
 from app.ui.windows.common import muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 DEBOUNCE_MS = 250
 RESULTS = 20

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from app.ui.windows.common import Banner, muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 MODELS = ("wordllama", "wordllama:64", "wordllama:128", "wordllama:512",
           "ollama:nomic-embed-text", "openai:text-embedding-3-small")

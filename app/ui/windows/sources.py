@@ -38,7 +38,7 @@ from app.ui import status as st
 from app.ui.windows.common import Banner, muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 TYPE_LABELS = {
     SourceType.LOCAL_FILESYSTEM.value: "Local folder",
