@@ -1,5 +1,7 @@
 """The tray's controller: `TrayApp` owns the service, the bridge, the status snapshot, the
 activity list and the windows, and every action of the tray menu and the windows goes through it.
+The UI reaches the index only through the Service (`TrayApp.service` while it runs,
+`TrayApp.reader()` for reads that must work without it), never through the engine.
 
 Blocking work (SQLite, files, keyring, LanceDB) runs in worker threads via `TrayApp.run_blocking`;
 widgets are touched only on the UI thread. Start-up and shut-down of Qt and the loop are the
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -22,7 +23,6 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
 
 from app import __version__
-from app.fsutil import write_atomic
 from app.ui import status as st
 from app.ui.activity import ActivityLog, NotificationLimit, pass_lines
 from app.ui.bridge import Bridge
@@ -32,7 +32,6 @@ T = TypeVar("T")
 
 REFRESH_BUSY_MS = 1500
 REFRESH_IDLE_MS = 15000
-UI_STATE_FILE = "ui-state.json"
 WINDOWS = ("progress", "sources", "search", "backup", "settings")
 
 
@@ -46,7 +45,8 @@ class TrayApp(QObject):
         super().__init__()
         self.settings = settings
         self.home = home
-        self.service: Any = None
+        self.service: Any = None  # the running Service, or None
+        self._idle_service: Any = None  # reader() while none runs
         self.bridge = Bridge(self)
         self.snapshot = st.Snapshot()
         self.attention: dict[str, str] = {}
@@ -54,7 +54,6 @@ class TrayApp(QObject):
         self.tray: Any = None
         self.windows: dict[str, QWidget] = {}
         self.autostart_on = False
-        self.ignored: set[str] = set()
         self.activity = ActivityLog()
         self.notify_limit = NotificationLimit()
         self.quitting = False
@@ -101,19 +100,31 @@ class TrayApp(QObject):
         """Blocking work (files, SQLite, keyring, LanceDB) in a worker thread."""
         return await asyncio.to_thread(fn, *args)
 
+    def reader(self) -> Any:
+        """The Service to read from and to hand one-off jobs: the running one, else (starting,
+        restarting, the index held by another process) an idle Service on the current settings,
+        which opens the index by itself when asked (search, the ledger, ignore, retry)."""
+        if self.service is not None:
+            return self.service
+        idle = self._idle_service
+        if idle is None or idle.settings is not self.settings:
+            from app.service import Service
+
+            idle = self._idle_service = Service(self.settings)
+        return idle
+
     # -- life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         from app.ui.autostart import Autostart
 
         self._poll.start()
-        self.ignored, self.autostart_on = await self.run_blocking(
-            lambda: (self._read_ignored(), Autostart(self.home).is_enabled()))
+        self.autostart_on = await self.run_blocking(Autostart(self.home).is_enabled)
         await self.start_service()
 
     async def start_service(self) -> None:
-        from app.core.lock import IndexLockedError
-        from app.service.orchestrator import Service  # light; it imports the engine off-loop
+        # Light; the service imports the engine off the loop when it starts.
+        from app.service import IndexLockedError, Service
 
         service = Service(self.settings)
         self.bridge.attach(service.events)
@@ -229,9 +240,8 @@ class TrayApp(QObject):
         self._refreshing = True
         try:
             if self.service is not None:
-                service, ignored = self.service, frozenset(self.ignored)
                 try:
-                    self.snapshot = await self.run_blocking(st.fetch_snapshot, service, ignored)
+                    self.snapshot = await self.run_blocking(st.fetch_snapshot, self.service)
                 except Exception:  # e.g. the state database is busy: keep the last snapshot
                     log.warning("status refresh failed", exc_info=True)
                     return
@@ -413,37 +423,21 @@ class TrayApp(QObject):
     # -- the failed-files ledger ----------------------------------------------------------------
 
     async def retry_files(self, entries: list[st.FailedEntry]) -> None:
-        """Make the next pass redo these files, then sync their sources."""
-        from app.core.state import SyncState
-
-        def forget() -> None:
-            state = SyncState.open(self.settings.state_dir)
-            try:
-                state.forget_tokens([e.doc_uid for e in entries])
-            finally:
-                state.close()
-
-        await self.run_blocking(forget)
+        """Make the next pass redo these files, then sync their sources (the service queues
+        the passes)."""
+        service = self.reader()
         for sid in sorted({e.source_id for e in entries}):
-            self.sync_now(sid)
+            await service.retry_failed([e.doc_uid for e in entries if e.source_id == sid],
+                                       source_id=sid)
+            if service is self.service:
+                self._log("info", f"Sync requested ({sid})")
         self._log("info", f"Retrying {len(entries)} file{'s' if len(entries) != 1 else ''}")
+        self.request_refresh(0)
 
     async def ignore_files(self, entries: list[st.FailedEntry]) -> None:
-        self.ignored |= {e.doc_uid for e in entries}
-        await self.run_blocking(self._write_ignored, set(self.ignored))
+        """Hide these files from the ledger and the tray state (the service remembers)."""
+        await self.run_blocking(self.reader().ignore, [e.doc_uid for e in entries])
         await self.refresh()
-
-    def _ui_state_path(self) -> Path:
-        return self.settings.paths.config_dir / UI_STATE_FILE
-
-    def _read_ignored(self) -> set[str]:
-        try:
-            return set(json.loads(self._ui_state_path().read_text()).get("ignored", []))
-        except (OSError, ValueError, AttributeError):
-            return set()
-
-    def _write_ignored(self, ignored: set[str]) -> None:
-        write_atomic(self._ui_state_path(), json.dumps({"ignored": sorted(ignored)}, indent=1))
 
 
 def delete_now(obj: QObject) -> None:

@@ -78,24 +78,13 @@ def uri_to_path(uri: str) -> str:
     return uri
 
 
-def fetch_snapshot(service: Any, ignored: set[str] | frozenset[str] = frozenset()) -> Snapshot:
-    """Blocking (SQLite reads): call from a worker thread."""
-    from app.core.state import SyncState
-    from app.paths import STATE_DB_NAME
-
+def fetch_snapshot(service: Any) -> Snapshot:
+    """The service's status, its latest passes and its ledger (without the files the person
+    ignored). Blocking (SQLite reads): call from a worker thread."""
     status = service.get_status().as_dict()
-    runs: dict[str, dict[str, Any]] = {}
-    failed: list[FailedEntry] = []
-    state_dir = service.settings.state_dir
-    if (state_dir / STATE_DB_NAME).exists():
-        state = SyncState.open(state_dir)
-        try:
-            runs = state.last_runs()
-            failed = [FailedEntry(f.doc_uid, f.source_id, f.uri, f.status, f.error or "",
-                                  f.indexed_at or 0.0)
-                      for f in state.failed() if f.doc_uid not in ignored]
-        finally:
-            state.close()
+    runs = service.recent_runs()
+    failed = [FailedEntry(f.doc_uid, f.source_id, f.uri, f.status, f.error or "",
+                          f.indexed_at or 0.0) for f in service.failed_files()]
     return Snapshot(tuple(status.get("sources") or ()), bool(status.get("paused")),
                     status.get("paused_until"), status.get("current"), runs, tuple(failed))
 

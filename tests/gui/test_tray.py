@@ -219,6 +219,17 @@ def test_failing_file_is_listed_with_its_reason_and_retry_fixes_it(tray, env, ru
     # Copy error puts path and reason on the clipboard.
     QTest.mouseClick(progress.copy_button, Qt.MouseButton.LeftButton)
     assert "notes.flaky: " in QGuiApplication.clipboard().text()
+    # Ignore hides it from the ledger and the tray state, remembered in the config folder.
+    uid = progress.selected_entries()[0].doc_uid
+    QTest.mouseClick(progress.ignore_button, Qt.MouseButton.LeftButton)
+    run(wait_until(lambda: progress.failed.rowCount() == 0 and tray.state == "idle",
+                   what="the ignored file to leave the ledger"))
+    ui_state = env["home"] / "config" / "ui-state.json"
+    assert uid in ui_state.read_text()
+    run(tray.run_blocking(lambda: tray.reader().ignore([uid], undo=True)))  # shown again
+    run(tray.refresh())
+    names = [progress.failed.item(r, 0).text() for r in range(progress.failed.rowCount())]
+    progress.failed.selectRow(names.index("notes.flaky"))
     # The transient cause goes away (the file itself does not change), then Retry.
     (env["docs"] / "notes.flaky.fail").unlink()
     docs_before = tray.snapshot.documents

@@ -49,11 +49,12 @@ def optional_field(kind: str) -> str | None:
 
 def reembed_cost(old: str, new: str, chunks: int) -> str:
     """What switching the model costs, in words (pure)."""
-    from app.core.model_switch import switch_cost
+    from app.service import Service
 
     if not chunks or old == new:
         return ""
-    return (f"Switching to {new} re-embeds all {chunks:,} chunks, {switch_cost(new, chunks)}. "
+    return (f"Switching to {new} re-embeds all {chunks:,} chunks, "
+            f"{Service.reembed_cost(new, chunks)}. "
             "Search keeps working with the old model until it is done.")
 
 
