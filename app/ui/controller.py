@@ -246,8 +246,7 @@ class TrayApp(QObject):
                     log.warning("status refresh failed", exc_info=True)
                     return
                 self._never_indexed |= {
-                    s["source_id"] for s in self.snapshot.sources
-                    if not s.get("documents") and not s.get("failed")}
+                    s.source_id for s in self.snapshot.sources if not s.documents and not s.failed}
             self._poll.setInterval(REFRESH_BUSY_MS if self._wants_fast_refresh()
                                    else REFRESH_IDLE_MS)
             self.snapshot_changed.emit(self.snapshot)

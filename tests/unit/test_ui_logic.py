@@ -13,7 +13,8 @@ from keyring.backend import KeyringBackend
 
 from app import secrets
 from app.config import ConfigError, load_settings, save_sources, save_values
-from app.models import SourceConfig, SourceType
+from app.models import FailedFile, SourceConfig, SourceType
+from app.service.status import ServiceStatus, SourceStatus
 from app.ui import status as st
 from app.ui.activity import ActivityLog, NotificationLimit, pass_lines
 from app.ui.autostart import Autostart, _desktop_quote
@@ -24,7 +25,7 @@ def src(**kw):
     base = {"source_id": "docs", "source_type": "local", "enabled": True, "state": "idle",
             "documents": 12345, "failed": 0, "watcher": "watching", "queued": False,
             "retry_in": 0.0, "last_error": "", "last_sync": {"finished_at": time.time() - 120}}
-    return {**base, **kw}
+    return SourceStatus(**{**base, **kw})
 
 
 def test_tray_state_priorities():
@@ -52,6 +53,30 @@ def test_summary_line_reads_like_a_sentence():
     assert line == "12,345 documents · syncing docs: 10/200"
     assert "needs attention: the keyring is locked" in st.summary_line(
         st.Snapshot((src(),)), st.ATTENTION, {"keyring": "the keyring is locked"})
+
+
+def test_snapshot_from_the_service_and_last_sync():
+    class FakeService:  # what fetch_snapshot asks of the Service
+        def get_status(self):
+            return ServiceStatus(paused=True, paused_until=99.0, current="docs",
+                                 sources=(src(last_sync=None), src(source_id="notes")))
+
+        def recent_runs(self):
+            return {"docs": {"finished_at": 50.0, "outcome": "ok", "problems": []}}
+
+        def failed_files(self):
+            return [FailedFile("docs:a", "docs", "file:///x/a.pdf", "failed", "", 7.0)]
+
+    snap = st.fetch_snapshot(FakeService())
+    assert snap.paused and snap.paused_until == 99.0 and snap.current == "docs"
+    assert [s.source_id for s in snap.sources] == ["docs", "notes"]
+    assert snap.source("notes").documents == 12345 and snap.source("nope") is None
+    assert snap.documents == 2 * 12345
+    assert snap.failed == (st.FailedEntry("docs:a", "docs", "file:///x/a.pdf", "failed", "",
+                                          7.0),)
+    assert snap.failed[0].path == "/x/a.pdf"
+    assert snap.last_sync("docs") == 50.0  # from the journal: no pass since the start
+    assert snap.last_sync() == snap.source("notes").last_sync["finished_at"]
 
 
 def test_why_slow_names_the_reason():

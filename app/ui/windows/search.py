@@ -148,7 +148,7 @@ class SearchWindow(QWidget):
     # -- state ----------------------------------------------------------------------------------
 
     def _update_sources(self) -> None:
-        ids = [s["source_id"] for s in self.c.snapshot.sources]
+        ids = [s.source_id for s in self.c.snapshot.sources]
         current = [self.source.itemData(i) for i in range(1, self.source.count())]
         if self.source.count() and ids == current:
             return

@@ -158,7 +158,7 @@ class SettingsWindow(QWidget):
         return box
 
     def _chunks(self) -> int:
-        return sum(int(s.get("chunks") or 0) for s in self.c.snapshot.sources)
+        return sum(s.chunks for s in self.c.snapshot.sources)
 
     def _model_changed(self, text: str) -> None:
         cost = reembed_cost(self.c.settings.values.get("embedder") or "wordllama", text.strip(),
