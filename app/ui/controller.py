@@ -44,7 +44,9 @@ class TrayApp(QObject):
     def __init__(self, settings: Any, *, home: str | None = None) -> None:
         super().__init__()
         self.settings = settings
-        self.home = home
+        # The portable home a login item starts the app with: `home`, else the one the settings
+        # were resolved from (`--home` or LANCEDB_SYNC_HOME); None for the per-user folders.
+        self.home = home if home is not None else settings.paths.home
         self.service: Any = None  # the running Service, or None
         self._idle_service: Any = None  # reader() while none runs
         self.bridge = Bridge(self)

@@ -333,6 +333,32 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(tray, env, run):
     assert not menu_actions(tray.tray)["autostart"].isChecked()
 
 
+def test_start_at_login_keeps_the_portable_home_set_by_the_environment(tmp_path, qapp, run,
+                                                                        monkeypatch):
+    """Started with LANCEDB_SYNC_HOME and no --home, the login item starts the same home."""
+    import shiboken6
+
+    from app.config import load_settings
+    from app.ui.app import TrayApp
+
+    home = tmp_path / "portable"
+    monkeypatch.setenv("LANCEDB_SYNC_HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    entry = tmp_path / "xdg" / "autostart" / "lancedb-sync.desktop"
+    app = TrayApp(load_settings())  # what `lancedb-sync` does without --home
+    try:
+        app.set_autostart(True)
+        run(wait_until(lambda: app.autostart_on and entry.exists(), what="the login item"))
+        exec_line = next(line for line in entry.read_text().splitlines()
+                         if line.startswith("Exec="))
+        assert exec_line.endswith(f" --home {home.resolve()} tray"), exec_line
+        app.set_autostart(False)
+        run(wait_until(lambda: not entry.exists() and not app.autostart_on, what="its removal"))
+    finally:
+        app.dispose()
+        shiboken6.delete(app)
+
+
 def test_search_as_you_type_keyboard_navigation_open_and_copy(tray, env, run, urls):
     window = tray.show_window("search")
     assert "Type to search" in window.message.text()

@@ -263,6 +263,30 @@ def test_autostart_desktop_entry(tmp_path, monkeypatch):
     a.disable()  # twice is fine
 
 
+def test_a_portable_home_from_the_environment_is_what_start_at_login_starts(tmp_path,
+                                                                           monkeypatch):
+    from app.paths import HOME_ENV, resolve_paths
+
+    home = (tmp_path / "usb stick" / "lancedb").resolve()
+    # `lancedb-sync` started with LANCEDB_SYNC_HOME and no --home
+    settings = load_settings(env={HOME_ENV: str(tmp_path / "usb stick" / "." / "lancedb")})
+    assert settings.paths.home == home and settings.paths.data_dir == home / "data"
+    a = Autostart(settings.paths.home, platform="linux")
+    assert a.command[-3:] == ["--home", str(home), "tray"]
+    assert f'--home "{home}" tray\n' in a.render().decode()
+    mac = Autostart(settings.paths.home, platform="darwin")
+    import plistlib
+
+    assert plistlib.loads(mac.render())["ProgramArguments"][-3:] == ["--home", str(home), "tray"]
+    monkeypatch.setenv(HOME_ENV, str(home))
+    assert resolve_paths().home == home
+    assert resolve_paths(tmp_path / "other").home == (tmp_path / "other").resolve()
+    monkeypatch.delenv(HOME_ENV)
+    per_user = resolve_paths()
+    assert per_user.home is None
+    assert "--home" not in Autostart(per_user.home, platform="linux").command
+
+
 def test_autostart_launch_agent(tmp_path, monkeypatch):
     import plistlib
 
