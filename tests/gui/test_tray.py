@@ -433,6 +433,25 @@ def test_search_as_you_type_keyboard_navigation_open_and_copy(indexed, env, run,
                                        timeout=30, what="the no-results message"))
 
 
+def test_search_works_while_the_service_is_stopped(indexed, run):
+    """Search goes through the Service; with none running (restarting, or the index held by
+    another process) the controller's idle one opens the index for it."""
+    tray = indexed
+    run(tray.stop_service())
+    try:
+        assert tray.service is None
+        window = tray.show_window("search")
+        window.mode.setCurrentIndex(window.mode.findData("hybrid"))
+        window.type.setCurrentIndex(0)
+        window.query.setText("consulate photographs")
+        run(wait_until(lambda: window.hits or "failed" in window.message.text(), timeout=60,
+                       what="results"))
+        assert window.hits and window.hits[0].title.lower().startswith("renewing a passport")
+    finally:
+        run(tray.start_service())
+    assert tray.service is not None
+
+
 def test_backup_secret_lands_in_the_keyring_and_in_no_file(tray, env, run,
                                                            secret_service):
     import keyring
