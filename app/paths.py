@@ -30,6 +30,9 @@ class AppPaths:
     data_dir: Path
     log_dir: Path
     cache_dir: Path
+    # The portable root these folders are under (`--home DIR` or LANCEDB_SYNC_HOME), resolved;
+    # None for the platform's per-user folders. A login item passes it on as `--home`.
+    home: Path | None = None
 
     @property
     def config_file(self) -> Path:
@@ -53,7 +56,7 @@ def resolve_paths(home: str | os.PathLike[str] | None = None) -> AppPaths:
     home = home or os.environ.get(HOME_ENV) or None
     if home:
         root = Path(home).expanduser().resolve()
-        return AppPaths(root / "config", root / "data", root / "logs", root / "cache")
+        return AppPaths(root / "config", root / "data", root / "logs", root / "cache", home=root)
     import platformdirs
 
     return AppPaths(

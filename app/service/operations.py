@@ -22,7 +22,8 @@ from app.models import FailedFile, Progress, SearchFilters, SearchHit, SourceCon
 
 T = TypeVar("T")
 
-# The ignored files of the ledger; the name is historical (the tray wrote it first).
+# The ignored files of the ledger, in the config folder; the name is historical (the tray wrote
+# it first, and people's lists are there).
 IGNORED_FILE = "ui-state.json"
 
 
@@ -61,7 +62,9 @@ class IndexOperations:
 
     def _init_operations(self) -> None:
         self._search_lock = threading.Lock()
-        self._search_parts: tuple[Any, Any, str] | None = None  # (store, embedder, model)
+        # (store, embedder, model); store None: reopen it, the index moved on since.
+        self._search_parts: tuple[Any, Any, str] | None = None
+        self._ignore_lock = threading.Lock()
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -81,7 +84,9 @@ class IndexOperations:
 
     def _search_parts_for(self, mode: str) -> tuple[Any, Any]:
         """The read-only store and the query embedder, opened once and kept (the tray searches
-        as you type); reopened when the model in the settings changes."""
+        as you type); the store is reopened after this service wrote to the index (an open
+        table stays at the version it was opened at), both when the model in the settings
+        changes."""
         from app.core.model_switch import embedder_model_id
         from app.core.store import Store, StoreError
 
@@ -89,6 +94,8 @@ class IndexOperations:
             wanted = embedder_model_id(self.settings.embedder)
             parts = self._search_parts
             if parts is None or parts[2] != wanted:
+                parts = (None, None, wanted)
+            if parts[0] is None:
                 folder = self.settings.index_dir
                 if folder is not None and not folder.exists():
                     raise SearchError("The index is empty. Add a source and run a sync first.")
@@ -98,7 +105,8 @@ class IndexOperations:
                                   read_only=True)
                 except StoreError as exc:
                     raise SearchError(str(exc)) from None
-                parts = self._search_parts = (store, None, wanted)
+                parts = (store, parts[1], wanted)
+            self._search_parts = parts
             store, embedder, _ = parts
             if mode == "fts":
                 return store, None
@@ -114,6 +122,13 @@ class IndexOperations:
                 embedder = make_embedder(self.settings.embedder, self.settings.embed_url)
                 self._search_parts = (store, embedder, wanted)
             return store, embedder
+
+    def _index_changed(self) -> None:
+        """This service wrote to the index (a pass, a job): the next search reopens the store
+        to see it, and keeps the embedder."""
+        with self._search_lock:
+            if self._search_parts is not None:
+                self._search_parts = (None, *self._search_parts[1:])
 
     def _remote_search_parts(self, snapshot: str, mode: str) -> tuple[Any, Any]:
         from app.backup.credentials import keyring_provider
@@ -173,19 +188,23 @@ class IndexOperations:
         return read_meta(self.settings.state_db_path, "index_model") or ""
 
     def ignored(self) -> set[str]:
-        """Files the person chose to stop seeing in the ledger (doc uids)."""
+        """Files the person chose to stop seeing in the ledger (doc uids), kept in
+        `ui-state.json` in the config folder."""
         try:
-            data = json.loads((self.settings.state_dir / IGNORED_FILE).read_text())
+            data = json.loads((self.settings.paths.config_dir / IGNORED_FILE).read_text())
             return set(data.get("ignored", []))
         except (OSError, ValueError, AttributeError):
             return set()
 
     def ignore(self, doc_uids: Iterable[str], *, undo: bool = False) -> set[str]:
-        ignored = self.ignored()
-        ignored = ignored - set(doc_uids) if undo else ignored | set(doc_uids)
-        write_atomic(self.settings.state_dir / IGNORED_FILE,
-                     json.dumps({"ignored": sorted(ignored)}, indent=1))
-        return ignored
+        """Hide these files from the ledger (`undo`: show them again); returns the ignored set.
+        Blocking (a small file write); thread-safe."""
+        with self._ignore_lock:
+            ignored = self.ignored()
+            ignored = ignored - set(doc_uids) if undo else ignored | set(doc_uids)
+            write_atomic(self.settings.paths.config_dir / IGNORED_FILE,
+                         json.dumps({"ignored": sorted(ignored)}, indent=1))
+            return ignored
 
     def reembed_plan(self) -> ReembedPlan:
         from app.core.model_switch import embedder_model_id, switch_cost
@@ -193,6 +212,15 @@ class IndexOperations:
         wanted = embedder_model_id(self.settings.embedder)
         chunks = sum(c.get("chunks", 0) for c in self.counts().values())
         return ReembedPlan(self.index_model(), wanted, chunks, switch_cost(wanted, chunks))
+
+    @staticmethod
+    def reembed_cost(embedder: str, chunks: int) -> str:
+        """About how long re-embedding `chunks` chunks with `embedder` (a spec such as
+        "wordllama:64") takes, in words: "about 10 s". Pure, no I/O: a UI may call it on its
+        own thread as the person picks a model (`reembed_plan` reads the index's own)."""
+        from app.core.model_switch import switch_cost
+
+        return switch_cost(embedder, chunks)
 
     # -- jobs that write --------------------------------------------------------------------------
 
@@ -202,10 +230,6 @@ class IndexOperations:
         """Run `job(indexer)` where writes belong: on the running service's pass thread, or,
         with no service running here, in a worker thread with an indexer of its own (which
         takes the writer lock, or raises IndexLockedError naming who holds it)."""
-        if self._indexer is not None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pass_executor, job, self._indexer)
-
         def alone() -> T:
             from app.core.sync import Indexer
             from app.sources.registry import make_source
@@ -214,7 +238,13 @@ class IndexOperations:
                          cancel=cancel, sources=make_source) as indexer:
                 return job(indexer)
 
-        return await asyncio.to_thread(alone)
+        try:
+            if self._indexer is not None:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._pass_executor, job, self._indexer)
+            return await asyncio.to_thread(alone)
+        finally:
+            self._index_changed()
 
     async def sync_once(self, source_ids: Sequence[str] | None = None, *,
                         on_progress: Callable[[Progress], None] | None = None,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings, save_sources
+from app.core.lock import IndexLockedError as IndexLockedError
 from app.fsutil import write_atomic
 from app.models import Progress, SourceConfig
 from app.service.backups import BackupControl
@@ -502,6 +503,7 @@ class Service(IndexOperations, BackupControl):
         finally:
             self._current = None
             self._progress.pop(source_id, None)
+            self._index_changed()
             await self._refresh_counts()
         self.scheduler.finished(job, cancelled=report.cancelled)
         summary = report.as_dict()

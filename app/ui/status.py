@@ -1,8 +1,10 @@
 """What the tray shows, computed without Qt: a status snapshot and the pure functions that turn it
 into a tray state, a tooltip line and a "why is it slow" reason.
 
-`fetch_snapshot` does file I/O (SQLite) and must run in a worker thread; everything else is pure
-and cheap, so the tray and the tests can call it on any thread.
+The snapshot holds the service's typed `SourceStatus` per source (app/service/status.py), its
+latest passes and its ledger. `fetch_snapshot` asks the Service (SQLite reads) and must run in a
+worker thread; everything else is pure and cheap, so the tray and the tests can call it on any
+thread.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.service.status import SourceStatus
 from app.wording import ago
 
 # Tray states, most urgent first when several apply.
@@ -37,7 +40,7 @@ class FailedEntry:
 class Snapshot:
     """The service's status plus what the UI adds (last runs from the journal, the ledger)."""
 
-    sources: tuple[dict[str, Any], ...] = ()
+    sources: tuple[SourceStatus, ...] = ()
     paused: bool = False
     paused_until: float | None = None
     current: str | None = None
@@ -47,23 +50,23 @@ class Snapshot:
 
     @property
     def documents(self) -> int:
-        return sum(int(s.get("documents") or 0) for s in self.sources)
+        return sum(s.documents for s in self.sources)
 
     @property
     def failed_count(self) -> int:
         return len(self.failed)
 
-    def source(self, source_id: str) -> dict[str, Any] | None:
-        return next((s for s in self.sources if s.get("source_id") == source_id), None)
+    def source(self, source_id: str) -> SourceStatus | None:
+        return next((s for s in self.sources if s.source_id == source_id), None)
 
     def last_sync(self, source_id: str | None = None) -> float | None:
         """When the latest pass (of one source, or of any) finished."""
         times = []
         for s in self.sources:
-            sid = s.get("source_id")
+            sid = s.source_id
             if source_id is not None and sid != source_id:
                 continue
-            live = s.get("last_sync") or {}
+            live = s.last_sync or {}
             t = live.get("finished_at") or (self.last_runs.get(sid) or {}).get("finished_at")
             if t:
                 times.append(float(t))
@@ -78,40 +81,28 @@ def uri_to_path(uri: str) -> str:
     return uri
 
 
-def fetch_snapshot(service: Any, ignored: set[str] | frozenset[str] = frozenset()) -> Snapshot:
-    """Blocking (SQLite reads): call from a worker thread."""
-    from app.core.state import SyncState
-    from app.paths import STATE_DB_NAME
-
-    status = service.get_status().as_dict()
-    runs: dict[str, dict[str, Any]] = {}
-    failed: list[FailedEntry] = []
-    state_dir = service.settings.state_dir
-    if (state_dir / STATE_DB_NAME).exists():
-        state = SyncState.open(state_dir)
-        try:
-            runs = state.last_runs()
-            failed = [FailedEntry(f.doc_uid, f.source_id, f.uri, f.status, f.error or "",
-                                  f.indexed_at or 0.0)
-                      for f in state.failed() if f.doc_uid not in ignored]
-        finally:
-            state.close()
-    return Snapshot(tuple(status.get("sources") or ()), bool(status.get("paused")),
-                    status.get("paused_until"), status.get("current"), runs, tuple(failed))
+def fetch_snapshot(service: Any) -> Snapshot:
+    """The service's status, its latest passes and its ledger (without the files the person
+    ignored). Blocking (SQLite reads): call from a worker thread."""
+    status = service.get_status()
+    runs = service.recent_runs()
+    failed = [FailedEntry(f.doc_uid, f.source_id, f.uri, f.status, f.error or "",
+                          f.indexed_at or 0.0) for f in service.failed_files()]
+    return Snapshot(status.sources, status.paused, status.paused_until, status.current, runs,
+                    tuple(failed))
 
 
 def tray_state(snap: Snapshot, attention: dict[str, str] | None = None,
                busy: set[str] | None = None) -> str:
     """One of STATES. `attention` maps a key (source id or "keyring") to a reason; `busy` holds
     the sources the bridge saw start a pass (events arrive faster than snapshots)."""
-    if any(s.get("state") == "error" or s.get("health") == "error" for s in snap.sources):
+    if any(s.state == "error" for s in snap.sources):
         return ERROR
     if snap.paused:
         return PAUSED
-    if snap.current or busy or any(s.get("state") in ("scanning", "indexing")
-                                   for s in snap.sources):
+    if snap.current or busy or any(s.state in ("scanning", "indexing") for s in snap.sources):
         return SYNCING
-    if attention or snap.failed or any(s.get("watcher") == "degraded" for s in snap.sources):
+    if attention or snap.failed or any(s.watcher == "degraded" for s in snap.sources):
         return ATTENTION
     return IDLE
 
@@ -132,7 +123,7 @@ def summary_line(snap: Snapshot, state: str, attention: dict[str, str] | None = 
     if state == PAUSED:
         return f"{docs} · paused {until_text(snap.paused_until)}"
     if state == ERROR:
-        bad = [s["source_id"] for s in snap.sources if s.get("state") == "error"]
+        bad = [s.source_id for s in snap.sources if s.state == "error"]
         return f"{docs} · error in {', '.join(bad) or 'a source'}"
     if state == SYNCING:
         for sid, p in (progress or {}).items():
@@ -151,30 +142,29 @@ def summary_line(snap: Snapshot, state: str, attention: dict[str, str] | None = 
     return f"{docs} · {tail}"
 
 
-def why_slow(source: dict[str, Any], snap: Snapshot, attention: dict[str, str] | None = None,
+def why_slow(source: SourceStatus, snap: Snapshot, attention: dict[str, str] | None = None,
              ) -> str:
     """Why a source waits or crawls, in words; "" when nothing holds it back."""
-    sid = source.get("source_id", "")
+    sid = source.source_id
     attention = attention or {}
-    keys = [sid] if source.get("source_type", "local") == "local" else [sid, "keyring"]
+    keys = [sid] if source.source_type == "local" else [sid, "keyring"]
     for key in keys:  # a local folder needs no credentials: the keyring cannot hold it up
         if key in attention:
             return f"Waiting: {attention[key]}"
-    for key in ("waiting", "why_slow"):  # newer services say it themselves
-        if source.get(key):
-            return str(source[key])
+    if source.waiting:  # the service says it itself
+        return source.waiting
     if snap.paused:
         return f"Paused {until_text(snap.paused_until)}."
-    if not source.get("enabled", True):
+    if not source.enabled:
         return "Disabled."
-    retry_in = float(source.get("retry_in") or 0)
-    if source.get("state") == "error" or retry_in > 0:
-        err = source.get("last_error") or "the last pass failed"
+    retry_in = source.retry_in
+    if source.state == "error" or retry_in > 0:
+        err = source.last_error or "the last pass failed"
         when = f"; next try in {int(retry_in)} s" if retry_in > 0 else ""
         return f"Backing off after an error: {err}{when}."
-    if source.get("watcher") == "degraded":
-        reason = source.get("watcher_reason") or "live watching is unavailable"
+    if source.watcher == "degraded":
+        reason = source.watcher_reason or "live watching is unavailable"
         return f"Watcher degraded, polling instead: {reason}"
-    if source.get("queued") and snap.current and snap.current != sid:
+    if source.queued and snap.current and snap.current != sid:
         return f"Queued behind {snap.current} (one source syncs at a time)."
     return ""

@@ -17,7 +17,7 @@ from app.ui import icons
 from app.ui import status as st
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 ANIMATION_MS = 300
 

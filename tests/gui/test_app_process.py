@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.conftest import REPO
+from tests.gui.conftest import wait_until
 
 pytestmark = pytest.mark.gui
 
@@ -162,5 +163,6 @@ def test_index_busy_in_another_process_leaves_the_tray_up_and_says_why(tmp_path,
             assert "another LanceDB Sync process" in window.banner.label.text()
             assert not window.sync_button.isEnabled()
         finally:
+            run(wait_until(lambda: not app._tasks, what="the app's tasks to end"))
             app.dispose()
             shiboken6.delete(app)

@@ -1,8 +1,10 @@
 """The tray application driven like a person would: a real Qt tray under Xvfb with trayer as the
 tray host, a real service indexing a real folder into a real LanceDB index, the real keyring.
 
-The tests share one running app (starting the engine costs seconds) and run in file order; each
-one waits for the state it needs instead of assuming what an earlier one left.
+The tests share one running app (starting the engine costs seconds) and run in file order. Each
+one sets up the state it needs through the fixtures below (`docs_source`: the folder added and
+its first sync done, the flaky file failing; `indexed`: the same with nothing failing) and waits
+on conditions, so any one of them also passes alone (`pytest -k NAME`).
 """
 
 from __future__ import annotations
@@ -134,8 +136,46 @@ def tray(env, run, urls, secret_service):
     run(app.start())
     yield app
     run(app.stop_service())
+    # A status refresh may still wait on its worker thread: let the app's own work end before
+    # the loop does (a task left pending is destroyed with a warning).
+    run(wait_until(lambda: not app._tasks, what="the app's tasks to end"))
     app.dispose()
     shiboken6.delete(app)
+
+
+def expected_documents(env) -> int:
+    return len(list(env["docs"].glob("sample.*"))) + 1  # + passport.md; the flaky file fails
+
+
+@pytest.fixture
+def docs_source(tray, env, run):
+    """The docs folder as a source, with its first sync done. The adding test sets it up
+    through the Sources window; a test run without it gets it from the service directly."""
+    from app.models import SourceConfig, SourceType
+
+    run(wait_until(lambda: tray.service is not None, what="the service"))
+    if tray.service.settings.source("docs") is None:
+        tray.expect_first_sync("docs")
+        run(tray.service.add_source(SourceConfig(SourceType.LOCAL_FILESYSTEM, "docs",
+                                                 {"watch_paths": [str(env["docs"])]})))
+    run(wait_until(
+        lambda: tray.snapshot.documents >= expected_documents(env) and not tray.busy
+        and tray.state != "syncing", timeout=90, what="the docs folder to be indexed"))
+    return tray
+
+
+@pytest.fixture
+def indexed(docs_source, env, run):
+    """`docs_source` with nothing failing: the flaky file's cause removed and the file retried
+    (what the ledger test does through the Progress window), so the tray can be idle."""
+    tray = docs_source
+    (env["docs"] / "notes.flaky.fail").unlink(missing_ok=True)
+    run(tray.refresh())
+    if tray.snapshot.failed:
+        run(tray.retry_files(list(tray.snapshot.failed)))
+    run(wait_until(lambda: not tray.snapshot.failed and not tray.busy and tray.state == "idle",
+                   timeout=90, what="the flaky file to be indexed"))
+    return tray
 
 
 def menu_actions(tray) -> dict[str, QAction]:
@@ -177,7 +217,7 @@ def test_adding_a_folder_in_sources_indexes_it_and_progress_shows_counts(tray, e
     beat = Heartbeat()
     t0 = time.monotonic()
     QTest.mouseClick(ok, Qt.MouseButton.LeftButton)
-    expected = len(list(env["docs"].glob("sample.*"))) + 1  # + passport.md
+    expected = expected_documents(env)
     progress = tray.show_window("progress")
     run(wait_until(
         lambda: tray.snapshot.documents >= expected and not tray.busy and tray.state != "syncing",
@@ -205,7 +245,8 @@ def test_adding_a_folder_in_sources_indexes_it_and_progress_shows_counts(tray, e
                                    "1 file could not be indexed")
 
 
-def test_failing_file_is_listed_with_its_reason_and_retry_fixes_it(tray, env, run):
+def test_failing_file_is_listed_with_its_reason_and_retry_fixes_it(docs_source, env, run):
+    tray = docs_source
     progress = tray.show_window("progress")
     run(wait_until(lambda: progress.failed.rowCount() >= 1,
                                        what="the flaky file in the ledger"))
@@ -219,6 +260,17 @@ def test_failing_file_is_listed_with_its_reason_and_retry_fixes_it(tray, env, ru
     # Copy error puts path and reason on the clipboard.
     QTest.mouseClick(progress.copy_button, Qt.MouseButton.LeftButton)
     assert "notes.flaky: " in QGuiApplication.clipboard().text()
+    # Ignore hides it from the ledger and the tray state, remembered in the config folder.
+    uid = progress.selected_entries()[0].doc_uid
+    QTest.mouseClick(progress.ignore_button, Qt.MouseButton.LeftButton)
+    run(wait_until(lambda: progress.failed.rowCount() == 0 and tray.state == "idle",
+                   what="the ignored file to leave the ledger"))
+    ui_state = env["home"] / "config" / "ui-state.json"
+    assert uid in ui_state.read_text()
+    run(tray.run_blocking(lambda: tray.reader().ignore([uid], undo=True)))  # shown again
+    run(tray.refresh())
+    names = [progress.failed.item(r, 0).text() for r in range(progress.failed.rowCount())]
+    progress.failed.selectRow(names.index("notes.flaky"))
     # The transient cause goes away (the file itself does not change), then Retry.
     (env["docs"] / "notes.flaky.fail").unlink()
     docs_before = tray.snapshot.documents
@@ -231,7 +283,8 @@ def test_failing_file_is_listed_with_its_reason_and_retry_fixes_it(tray, env, ru
     run(wait_until(lambda: tray.state == "idle", what="idle"))
 
 
-def test_pause_and_resume_from_the_menu_change_the_icon(tray, run):
+def test_pause_and_resume_from_the_menu_change_the_icon(indexed, run):
+    tray = indexed
     actions = menu_actions(tray.tray)
     actions["pause_30"].trigger()
     run(wait_until(lambda: tray.tray.shown_state == "paused",
@@ -255,7 +308,10 @@ def test_pause_and_resume_from_the_menu_change_the_icon(tray, run):
     run(wait_until(lambda: tray.state == "idle", what="resumed"))
 
 
-def test_menu_items_do_what_they_say(tray, env, run, urls):
+def test_menu_items_do_what_they_say(indexed, env, run, urls):
+    from app.ui.activity import NotificationLimit
+
+    tray = indexed
     actions = menu_actions(tray.tray)
     for name in ("search", "sources", "progress", "backup", "settings"):
         for w in tray.windows.values():
@@ -275,11 +331,16 @@ def test_menu_items_do_what_they_say(tray, env, run, urls):
     tray.tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
     assert tray.windows["progress"].isVisible()
     # Notifications are rate-limited: one at a time, the same one rarely.
-    tray._last_notice = 0.0
-    assert tray.notify("test:a", "Title", "first")
-    assert not tray.notify("test:b", "Title", "too soon after the first")
-    tray._last_notice = 0.0
-    assert not tray.notify("test:a", "Title", "the same one again")
+    now = [0.0]
+    limit, tray.notify_limit = tray.notify_limit, NotificationLimit(clock=lambda: now[0])
+    try:
+        assert tray.notify("test:a", "Title", "first")
+        assert not tray.notify("test:b", "Title", "too soon after the first")
+        now[0] += 31
+        assert not tray.notify("test:a", "Title", "the same one again")
+        assert tray.notify("test:b", "Title", "another one, later")
+    finally:
+        tray.notify_limit = limit
     actions["about"].trigger()
     about = tray.windows["about"]
     assert about.isVisible() and "LanceDB Sync" in about.text()
@@ -315,7 +376,34 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(tray, env, run):
     assert not menu_actions(tray.tray)["autostart"].isChecked()
 
 
-def test_search_as_you_type_keyboard_navigation_open_and_copy(tray, env, run, urls):
+def test_start_at_login_keeps_the_portable_home_set_by_the_environment(tmp_path, qapp, run,
+                                                                        monkeypatch):
+    """Started with LANCEDB_SYNC_HOME and no --home, the login item starts the same home."""
+    import shiboken6
+
+    from app.config import load_settings
+    from app.ui.app import TrayApp
+
+    home = tmp_path / "portable"
+    monkeypatch.setenv("LANCEDB_SYNC_HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    entry = tmp_path / "xdg" / "autostart" / "lancedb-sync.desktop"
+    app = TrayApp(load_settings())  # what `lancedb-sync` does without --home
+    try:
+        app.set_autostart(True)
+        run(wait_until(lambda: app.autostart_on and entry.exists(), what="the login item"))
+        exec_line = next(line for line in entry.read_text().splitlines()
+                         if line.startswith("Exec="))
+        assert exec_line.endswith(f" --home {home.resolve()} tray"), exec_line
+        app.set_autostart(False)
+        run(wait_until(lambda: not entry.exists() and not app.autostart_on, what="its removal"))
+    finally:
+        app.dispose()
+        shiboken6.delete(app)
+
+
+def test_search_as_you_type_keyboard_navigation_open_and_copy(indexed, env, run, urls):
+    tray = indexed
     window = tray.show_window("search")
     assert "Type to search" in window.message.text()
     QTest.keyClicks(window.query, "renew passport")
@@ -345,6 +433,25 @@ def test_search_as_you_type_keyboard_navigation_open_and_copy(tray, env, run, ur
                                        timeout=30, what="the no-results message"))
 
 
+def test_search_works_while_the_service_is_stopped(indexed, run):
+    """Search goes through the Service; with none running (restarting, or the index held by
+    another process) the controller's idle one opens the index for it."""
+    tray = indexed
+    run(tray.stop_service())
+    try:
+        assert tray.service is None
+        window = tray.show_window("search")
+        window.mode.setCurrentIndex(window.mode.findData("hybrid"))
+        window.type.setCurrentIndex(0)
+        window.query.setText("consulate photographs")
+        run(wait_until(lambda: window.hits or "failed" in window.message.text(), timeout=60,
+                       what="results"))
+        assert window.hits and window.hits[0].title.lower().startswith("renewing a passport")
+    finally:
+        run(tray.start_service())
+    assert tray.service is not None
+
+
 def test_backup_secret_lands_in_the_keyring_and_in_no_file(tray, env, run,
                                                            secret_service):
     import keyring
@@ -372,7 +479,7 @@ def test_backup_secret_lands_in_the_keyring_and_in_no_file(tray, env, run,
     assert "keyring" not in tray.attention
 
 
-def test_back_up_now_with_credentials_from_the_keyring(tray, env, run, secret_service):
+def test_back_up_now_with_credentials_from_the_keyring(indexed, env, run, secret_service):
     """Bucket, endpoint, key id and secret typed into the Backup window; Back up now uploads a
     snapshot to a real S3 endpoint (moto on loopback) with the secret read from the keyring."""
     import boto3
@@ -380,6 +487,7 @@ def test_back_up_now_with_credentials_from_the_keyring(tray, env, run, secret_se
     from app.config import save_values
     from tests.helpers.s3server import start_moto
 
+    tray = indexed  # a backup needs an index
     server, url = start_moto()
     try:
         boto3.client("s3", endpoint_url=url, region_name="us-east-1",
@@ -411,12 +519,14 @@ def test_back_up_now_with_credentials_from_the_keyring(tray, env, run, secret_se
         server.stop()
 
 
-def test_locked_keyring_leaves_attention_and_never_blocks_the_ui(tray, run,
+def test_locked_keyring_leaves_attention_and_never_blocks_the_ui(indexed, run,
                                                                  secret_service,
                                                                  locked_secret_service,
                                                                  monkeypatch):
     from app import secrets
 
+    tray = indexed
+    progress = tray.show_window("progress")
     window = tray.show_window("backup")
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", locked_secret_service)
     monkeypatch.setattr(secrets, "DEFAULT_TIMEOUT", 2.0)
@@ -432,7 +542,7 @@ def test_locked_keyring_leaves_attention_and_never_blocks_the_ui(tray, run,
     assert tray.state == "attention" and tray.tray.shown_state == "attention"
     assert "did not answer" in window.banner.label.text()
     assert "needs attention" in tray.summary()
-    assert "keyring" in tray.windows["progress"].banner.label.text()
+    assert "keyring" in progress.banner.label.text()
     # Back on the unlocked keyring, a save clears it.
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", secret_service)
 
@@ -455,7 +565,8 @@ def test_no_secure_keyring_refuses_to_store_in_plaintext(tray, run, secret_servi
     assert "keyring" not in tray.attention
 
 
-def test_settings_apply_writes_the_config_and_shows_reembed_cost(tray, env, run):
+def test_settings_apply_writes_the_config_and_shows_reembed_cost(indexed, env, run):
+    tray = indexed
     window = tray.show_window("settings")
     assert not window.low_priority.isEnabled() or window.low_priority.property("field")
     window.model.setCurrentText("wordllama:64")
@@ -474,9 +585,10 @@ def test_settings_apply_writes_the_config_and_shows_reembed_cost(tray, env, run)
     assert tray.settings.values["notifications"] is False
 
 
-def test_changing_the_model_asks_then_reembeds_and_restarts(tray, run):
+def test_changing_the_model_asks_then_reembeds_and_restarts(indexed, run):
     from PySide6.QtWidgets import QMessageBox
 
+    tray = indexed
     window = tray.show_window("settings")
     window.model.setCurrentText("wordllama:64")
     window.apply()
@@ -496,9 +608,10 @@ def test_changing_the_model_asks_then_reembeds_and_restarts(tray, run):
     assert search.hits[0].title.lower().startswith("renewing a passport")
 
 
-def test_edit_and_remove_a_source_from_the_sources_window(tray, env, run):
+def test_edit_and_remove_a_source_from_the_sources_window(docs_source, env, run):
     from PySide6.QtWidgets import QMessageBox
 
+    tray = docs_source
     window = tray.show_window("sources")
     window.table.selectRow(0)
     assert window.scan_button.isEnabled()
@@ -529,8 +642,9 @@ def test_quit_from_the_menu_stops_the_service(tray, loop):
     service = tray.service
     assert service is not None
     action = menu_actions(tray.tray)["quit"]
+    before = set(tray._tasks)  # other work may be under way (a status refresh): not the quit
     action.trigger()  # spawns TrayApp.quit(): stop the service, then QApplication.quit()
-    task = next(iter(tray._tasks))
+    (task,) = set(tray._tasks) - before
     loop.run_forever()  # returns when the app quits
     assert task.done() and task.exception() is None
     assert tray.service is None and tray.quitting

@@ -112,6 +112,35 @@ def test_async_event_stream_and_sync_now(tmp_path):
     asyncio.run(scenario())
 
 
+def test_search_sees_what_the_running_service_indexed_since(tmp_path):
+    """The service keeps its read-only store open between searches (the tray searches as you
+    type); a pass it ran since must still show up in the next search."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nalpha wombat\n")
+    settings = make_settings(tmp_path / "home", docs, poll_interval=3600)
+
+    async def scenario():
+        service = Service(settings, watch=False)
+        finished = []
+        service.events.subscribe(
+            lambda e: finished.append(e) if e.kind == "sync_finished" else None)
+        await service.start()
+        try:
+            assert await wait_for(lambda: finished, timeout=120)
+            hits = await asyncio.to_thread(service.search, "wombat", mode="fts")
+            assert [h.title for h in hits] == ["A"]
+            (docs / "b.md").write_text("# B\n\nbeta quokka\n")
+            service.sync_now("docs")
+            assert await wait_for(lambda: len(finished) == 2, timeout=120)
+            hits = await asyncio.to_thread(service.search, "quokka", mode="fts")
+            assert [h.title for h in hits] == ["B"]
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.slow
 def test_run_daemon_single_instance_and_sigterm(tmp_path):
     docs = tmp_path / "docs"

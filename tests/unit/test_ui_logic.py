@@ -13,8 +13,10 @@ from keyring.backend import KeyringBackend
 
 from app import secrets
 from app.config import ConfigError, load_settings, save_sources, save_values
-from app.models import SourceConfig, SourceType
+from app.models import FailedFile, SourceConfig, SourceType
+from app.service.status import ServiceStatus, SourceStatus
 from app.ui import status as st
+from app.ui.activity import ActivityLog, NotificationLimit, pass_lines
 from app.ui.autostart import Autostart, _desktop_quote
 from app.ui.display import display_problem
 
@@ -23,7 +25,7 @@ def src(**kw):
     base = {"source_id": "docs", "source_type": "local", "enabled": True, "state": "idle",
             "documents": 12345, "failed": 0, "watcher": "watching", "queued": False,
             "retry_in": 0.0, "last_error": "", "last_sync": {"finished_at": time.time() - 120}}
-    return {**base, **kw}
+    return SourceStatus(**{**base, **kw})
 
 
 def test_tray_state_priorities():
@@ -53,6 +55,30 @@ def test_summary_line_reads_like_a_sentence():
         st.Snapshot((src(),)), st.ATTENTION, {"keyring": "the keyring is locked"})
 
 
+def test_snapshot_from_the_service_and_last_sync():
+    class FakeService:  # what fetch_snapshot asks of the Service
+        def get_status(self):
+            return ServiceStatus(paused=True, paused_until=99.0, current="docs",
+                                 sources=(src(last_sync=None), src(source_id="notes")))
+
+        def recent_runs(self):
+            return {"docs": {"finished_at": 50.0, "outcome": "ok", "problems": []}}
+
+        def failed_files(self):
+            return [FailedFile("docs:a", "docs", "file:///x/a.pdf", "failed", "", 7.0)]
+
+    snap = st.fetch_snapshot(FakeService())
+    assert snap.paused and snap.paused_until == 99.0 and snap.current == "docs"
+    assert [s.source_id for s in snap.sources] == ["docs", "notes"]
+    assert snap.source("notes").documents == 12345 and snap.source("nope") is None
+    assert snap.documents == 2 * 12345
+    assert snap.failed == (st.FailedEntry("docs:a", "docs", "file:///x/a.pdf", "failed", "",
+                                          7.0),)
+    assert snap.failed[0].path == "/x/a.pdf"
+    assert snap.last_sync("docs") == 50.0  # from the journal: no pass since the start
+    assert snap.last_sync() == snap.source("notes").last_sync["finished_at"]
+
+
 def test_why_slow_names_the_reason():
     snap = st.Snapshot((src(),))
     assert st.why_slow(src(), snap) == ""
@@ -68,6 +94,39 @@ def test_why_slow_names_the_reason():
     busy = st.Snapshot((src(), src(source_id="other")), current="other")
     assert "Queued behind other" in st.why_slow(src(queued=True), busy)
     assert st.why_slow(src(waiting="Paused: on battery."), snap) == "Paused: on battery."
+
+
+def test_activity_log_keeps_the_latest_entries():
+    now = [100.0]
+    log = ActivityLog(limit=3, clock=lambda: now[0])
+    for i in range(5):
+        now[0] += 1
+        assert log.add("info", f"line {i}") == (now[0], "info", f"line {i}")
+    assert len(log) == 3 and [text for _t, _l, text in log] == ["line 2", "line 3", "line 4"]
+    assert log[-1] == (105.0, "info", "line 4") and log[1:] == list(log)[1:]
+
+
+def test_pass_lines_say_what_a_pass_changed():
+    assert pass_lines("docs", {"added": 0, "modified": 0}) == []
+    lines = pass_lines("docs", {
+        "added": 1200, "deleted": 1, "failed": 1, "problems": ["cannot read /x"],
+        "failures": [{"uri": "file:///a%20b.pdf", "reason": "encrypted"}]})
+    assert lines == [("info", "docs: 1,200 added, 1 deleted, 1 failed"),
+                     ("error", "docs: /a b.pdf: encrypted"),
+                     ("warning", "docs: cannot read /x")]
+    assert pass_lines("docs", {"problems": ["p"]})[0] == ("info", "docs: no changes")
+
+
+def test_notifications_one_at_a_time_and_the_same_one_rarely():
+    now = [1000.0]
+    limit = NotificationLimit(min_gap=30, same_key=600, clock=lambda: now[0])
+    assert limit.allow("error:docs")
+    assert not limit.allow("first:docs")  # too soon after any other
+    now[0] += 31
+    assert not limit.allow("error:docs")  # the same one within 10 minutes
+    assert limit.allow("first:docs")
+    now[0] += 600
+    assert limit.allow("error:docs")
 
 
 def test_ago():
@@ -202,6 +261,30 @@ def test_autostart_desktop_entry(tmp_path, monkeypatch):
     a.disable()
     assert not a.is_enabled()
     a.disable()  # twice is fine
+
+
+def test_a_portable_home_from_the_environment_is_what_start_at_login_starts(tmp_path,
+                                                                           monkeypatch):
+    from app.paths import HOME_ENV, resolve_paths
+
+    home = (tmp_path / "usb stick" / "lancedb").resolve()
+    # `lancedb-sync` started with LANCEDB_SYNC_HOME and no --home
+    settings = load_settings(env={HOME_ENV: str(tmp_path / "usb stick" / "." / "lancedb")})
+    assert settings.paths.home == home and settings.paths.data_dir == home / "data"
+    a = Autostart(settings.paths.home, platform="linux")
+    assert a.command[-3:] == ["--home", str(home), "tray"]
+    assert f'--home "{home}" tray\n' in a.render().decode()
+    mac = Autostart(settings.paths.home, platform="darwin")
+    import plistlib
+
+    assert plistlib.loads(mac.render())["ProgramArguments"][-3:] == ["--home", str(home), "tray"]
+    monkeypatch.setenv(HOME_ENV, str(home))
+    assert resolve_paths().home == home
+    assert resolve_paths(tmp_path / "other").home == (tmp_path / "other").resolve()
+    monkeypatch.delenv(HOME_ENV)
+    per_user = resolve_paths()
+    assert per_user.home is None
+    assert "--home" not in Autostart(per_user.home, platform="linux").command
 
 
 def test_autostart_launch_agent(tmp_path, monkeypatch):

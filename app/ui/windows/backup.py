@@ -2,8 +2,9 @@
 
 Bucket, prefix, region, endpoint, access key id and schedule go to `config.toml`; the secret
 access key goes to the OS keyring only (`app.secrets`, key `s3:backup:secret_access_key`), where
-the service's backups find it (`app.backup.credentials`). Back up now calls the service's
-`backup_now()`; Test connection checks list/put/get/delete and names a missing permission.
+the service's backups find it. Back up now calls the service's `backup_now()`; Test connection
+(the Service's `backup_manager().test_connection()`, with the form's values) checks
+list/put/get/delete and names a missing permission.
 Restoring replaces the index the running service holds open, so it is done from the command line
 with the app closed (`lancedb-sync restore`); the Restore button says so.
 """
@@ -27,7 +28,7 @@ from app import secrets
 from app.ui.windows.common import Banner, muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 SECRET = ("s3", "backup", "secret_access_key")
 # Automatic backups: after a sync that changed something, at most once per interval.
@@ -230,9 +231,11 @@ class BackupWindow(QWidget):
                     ) if key_id and secret else None
 
         def probe() -> list[Any]:
-            from app.backup.manager import BackupManager
+            from app.service import Service
 
-            return BackupManager(settings, credentials_provider=provider).test_connection()
+            # A Service on the form's values, never started: only its bucket is used.
+            return Service(settings, credentials_provider=provider).backup_manager(
+                ).test_connection()
 
         try:
             checks = await self.c.run_blocking(probe)

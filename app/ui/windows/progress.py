@@ -8,6 +8,7 @@ Ignore, Open file and Copy error.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,8 @@ from app.ui import status as st
 from app.ui.windows.common import Banner, PlaceholderList, fmt_eta, muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.service.status import SourceStatus
+    from app.ui.controller import TrayApp
 
 STATE_WORDS = {"idle": "Up to date", "queued": "Queued", "scanning": "Looking for changes…",
                "indexing": "Indexing", "error": "Error", "maintaining": "Tidying the index…"}
@@ -76,10 +78,10 @@ class SourceProgress(QWidget):
         grid.addWidget(self.why, 4, 0, 1, 2)
         self._current_path = ""
 
-    def show_status(self, source: dict[str, Any], progress: dict[str, Any] | None,
+    def show_status(self, source: SourceStatus, progress: dict[str, Any] | None,
                     why: str) -> None:
-        state = source.get("state") or "idle"
-        docs, failed = int(source.get("documents") or 0), int(source.get("failed") or 0)
+        state = source.state or "idle"
+        docs, failed = source.documents, source.failed
         p = progress if progress and progress.get("phase") == "indexing" else None
         if p and p.get("total"):
             done, total = int(p.get("done") or 0), int(p["total"])
@@ -111,7 +113,7 @@ class SourceProgress(QWidget):
             self.bar.setValue(1 if state == "idle" else 0)
             self.bar.setFormat("Up to date" if state == "idle" else STATE_WORDS.get(state, state))
             self.state.setText(STATE_WORDS.get(state, state.title()))
-            last = (source.get("last_sync") or {}).get("finished_at")
+            last = (source.last_sync or {}).get("finished_at")
             tail = f" · last sync {st.ago(last)}" if last else ""
             self.counts.setText(f"{docs:,} documents indexed · {failed:,} failed{tail}")
             self._set_current("")
@@ -281,13 +283,13 @@ class ProgressWindow(QWidget):
         reasons = list(self.c.attention.values())
         self.banner.show_message(" ".join(f"Needs attention: {r}." for r in reasons),
                                  "warning")
-        ids = [s["source_id"] for s in snap.sources]
+        ids = [s.source_id for s in snap.sources]
         self.empty.setVisible(not ids and running)
         for sid in list(self.rows):
             if sid not in ids:
                 self.rows.pop(sid).deleteLater()
         for i, source in enumerate(snap.sources):
-            sid = source["source_id"]
+            sid = source.source_id
             row = self.rows.get(sid)
             if row is None:
                 row = self.rows[sid] = SourceProgress(sid)
@@ -302,7 +304,7 @@ class ProgressWindow(QWidget):
         row = self.rows.get(sid)
         source = self.c.snapshot.source(sid)
         if row is not None and source is not None:
-            row.show_status({**source, "state": "indexing"}, data,
+            row.show_status(dataclasses.replace(source, state="indexing"), data,
                             st.why_slow(source, self.c.snapshot, self.c.attention))
             self.headline.setText(self.c.summary())
 

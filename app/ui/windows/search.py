@@ -1,4 +1,6 @@
-"""Search: search-as-you-type over the index, with the CLI's search function in a worker thread.
+"""Search: search-as-you-type over the index through the Service (`Service.search`, what
+`lancedb-sync search` runs), in a worker thread; the running service's, or an idle Service's when
+none runs (`TrayApp.reader`).
 
 Typing waits `DEBOUNCE_MS` before searching; a newer query makes older results stale (they are
 dropped when they arrive). Keyboard: ↓/↑ move through results from the query box, Enter opens
@@ -9,12 +11,12 @@ the document (at its page for PDFs where the viewer allows), Ctrl+Shift+C copies
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import os
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.models import SearchFilters
 from app.ui import status as st
 from app.ui.icons import is_dark
 from app.ui.windows.common import muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 DEBOUNCE_MS = 250
 RESULTS = 20
@@ -50,45 +53,6 @@ def highlight(snippet: str) -> str:
     out = html.escape(snippet)
     out = out.replace("«", f'<span style="background-color:{bg}; color:{fg};"><b>')
     return out.replace("»", "</b></span>")
-
-
-class Searcher:
-    """The read side, opened lazily in the search thread and reopened after the index moved on.
-    Only ever used from that one thread."""
-
-    def __init__(self, settings: Any) -> None:
-        self.settings = settings
-        self._store: Any = None
-        self._embedder: Any = None
-        self._opened = 0.0
-        self.stale_after = 0.0  # set by the UI when a sync finished
-
-    def search(self, query: str, mode: str, source_id: str | None,
-               file_type: str | None) -> list[Any]:
-        from app.core.search import Searcher as CoreSearcher
-        from app.core.search import SearchFilters
-        from app.core.store import Store
-
-        if self._store is None or self._opened < self.stale_after:
-            self._store = Store(self.settings.index_uri, self.settings.documents_table,
-                                self.settings.chunks_table, model_id="", dim=256,
-                                read_only=True)
-            self._opened = time.time()
-        embedder = None
-        if mode != "fts":
-            if self._embedder is None:
-                from app.core.embedding import embedder_model_id, make_embedder
-
-                model, _ = self._store.index_model
-                if model and model != embedder_model_id(self.settings.embedder):
-                    raise RuntimeError(f"The index was built with {model}; the settings ask for "
-                                       f"{embedder_model_id(self.settings.embedder)}. Use "
-                                       "Keyword mode until the index is re-embedded.")
-                self._embedder = make_embedder(self.settings.embedder, self.settings.embed_url)
-            embedder = self._embedder
-        filters = SearchFilters(source_id or None, file_type or None)
-        return CoreSearcher(self._store, embedder).search(query, k=RESULTS, mode=mode,
-                                                          filters=filters)
 
 
 class ResultWidget(QLabel):
@@ -117,7 +81,6 @@ class SearchWindow(QWidget):
         setup_window(self, "Search", 760, 560)
         self.hits: list[Any] = []
         self._seq = 0
-        self._searcher = Searcher(controller.settings)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search")
 
         self.query = QLineEdit()
@@ -179,15 +142,13 @@ class SearchWindow(QWidget):
         QShortcut(QKeySequence.StandardKey.Find, self, self.focus_query)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
         controller.snapshot_changed.connect(lambda _s: self._update_sources())
-        controller.bridge.sync_finished.connect(self._index_moved)
-        controller.service_changed.connect(self._settings_changed)
         self._update_sources()
         self._show_message()
 
     # -- state ----------------------------------------------------------------------------------
 
     def _update_sources(self) -> None:
-        ids = [s["source_id"] for s in self.c.snapshot.sources]
+        ids = [s.source_id for s in self.c.snapshot.sources]
         current = [self.source.itemData(i) for i in range(1, self.source.count())]
         if self.source.count() and ids == current:
             return
@@ -201,13 +162,6 @@ class SearchWindow(QWidget):
         self.source.blockSignals(False)
         if not self.query.text():
             self._show_message()
-
-    def _settings_changed(self) -> None:
-        # A restarted service may use another model or index: open them afresh.
-        self._searcher = Searcher(self.c.settings)
-
-    def _index_moved(self, *_: Any) -> None:
-        self._searcher.stale_after = time.time()
 
     def _show_message(self, text: str | None = None) -> None:
         if text is None:
@@ -238,11 +192,13 @@ class SearchWindow(QWidget):
             return
         file_type = self.type.currentText().strip()
         file_type = "" if file_type == TYPES[0] else file_type
+        filters = SearchFilters(self.source.currentData() or None, file_type or None)
+        # The service is picked here, on the UI thread: a restarted one has new settings.
+        search = functools.partial(self.c.reader().search, query, k=RESULTS,
+                                   mode=self.mode.currentData(), filters=filters)
         loop = asyncio.get_running_loop()
         try:
-            hits = await loop.run_in_executor(
-                self._pool, self._searcher.search, query, self.mode.currentData(),
-                self.source.currentData(), file_type)
+            hits = await loop.run_in_executor(self._pool, search)
         except Exception as exc:
             if seq == self._seq:
                 self._show_message(_search_error(exc))
@@ -322,7 +278,7 @@ class SearchWindow(QWidget):
 
 def _search_error(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    if "no index" in text.lower():
+    if "no index" in text.lower() or "index is empty" in text.lower():
         return "Nothing is indexed yet. Add a folder in Sources and wait for the first sync."
     return f"Search failed: {text}"
 

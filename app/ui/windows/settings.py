@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from app.ui.windows.common import Banner, muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 MODELS = ("wordllama", "wordllama:64", "wordllama:128", "wordllama:512",
           "ollama:nomic-embed-text", "openai:text-embedding-3-small")
@@ -49,11 +49,12 @@ def optional_field(kind: str) -> str | None:
 
 def reembed_cost(old: str, new: str, chunks: int) -> str:
     """What switching the model costs, in words (pure)."""
-    from app.core.model_switch import switch_cost
+    from app.service import Service
 
     if not chunks or old == new:
         return ""
-    return (f"Switching to {new} re-embeds all {chunks:,} chunks, {switch_cost(new, chunks)}. "
+    return (f"Switching to {new} re-embeds all {chunks:,} chunks, "
+            f"{Service.reembed_cost(new, chunks)}. "
             "Search keeps working with the old model until it is done.")
 
 
@@ -157,7 +158,7 @@ class SettingsWindow(QWidget):
         return box
 
     def _chunks(self) -> int:
-        return sum(int(s.get("chunks") or 0) for s in self.c.snapshot.sources)
+        return sum(s.chunks for s in self.c.snapshot.sources)
 
     def _model_changed(self, text: str) -> None:
         cost = reembed_cost(self.c.settings.values.get("embedder") or "wordllama", text.strip(),

@@ -38,7 +38,7 @@ from app.ui import status as st
 from app.ui.windows.common import Banner, muted, setup_window
 
 if TYPE_CHECKING:
-    from app.ui.app import TrayApp
+    from app.ui.controller import TrayApp
 
 TYPE_LABELS = {
     SourceType.LOCAL_FILESYSTEM.value: "Local folder",
@@ -282,25 +282,25 @@ class SourcesWindow(QWidget):
         selected = self.selected_id()
         self.table.setRowCount(len(snap.sources))
         for r, s in enumerate(snap.sources):
-            sid = s["source_id"]
+            sid = s.source_id
             cfg = settings.source(sid)
             last = snap.last_sync(sid)
-            state = s.get("state") or "idle"
+            state = s.state or "idle"
             if snap.paused:
                 state = "paused"
-            elif not s.get("enabled", True):
+            elif not s.enabled:
                 state = "disabled"
             state = STATE_WORDS.get(state, state.capitalize())
-            cells = [sid, TYPE_LABELS.get(s.get("source_type", ""), s.get("source_type", "")),
-                     source_location(cfg), f"{int(s.get('documents') or 0):,}",
-                     f"{int(s.get('failed') or 0):,}", st.ago(last) if last else "never", state]
+            cells = [sid, TYPE_LABELS.get(s.source_type, s.source_type),
+                     source_location(cfg), f"{s.documents:,}",
+                     f"{s.failed:,}", st.ago(last) if last else "never", state]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col in (3, 4):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight |
                                           Qt.AlignmentFlag.AlignVCenter)
-                if col == 6 and s.get("last_error"):
-                    item.setToolTip(str(s["last_error"]))
+                if col == 6 and s.last_error:
+                    item.setToolTip(s.last_error)
                 self.table.setItem(r, col, item)
             if sid == selected:
                 self.table.selectRow(r)
