@@ -114,8 +114,8 @@ class IndexOperations:
             if model and model != wanted:
                 raise SearchError(
                     f"The index was built with {model} but the settings ask for {wanted}; "
-                    "run 'lancedb-sync reembed' (or Settings → Re-embed), or search by "
-                    "keywords only.")
+                    "re-embed the index (run 'lancedb-sync reembed', or confirm the model in "
+                    "Settings), or search by keywords only (--mode fts).")
             if embedder is None:
                 from app.core.embedding import make_embedder
 

@@ -195,8 +195,10 @@ def test_failing_source_backs_off_and_sync_now_retries(tmp_path):
             assert status.state == "error" and status.failures == 1
             assert "no watch_paths" in status.last_error
             assert 1.0 <= errors[0].data["retry_in"] <= 3.0  # first backoff step: ~2 s
+            assert not service.scheduler.retry("broken").ready()  # backing off
             service.sync_now("broken")  # the user asks: try at once, not after the backoff
-            assert await wait_for(lambda: len(errors) == 2, timeout=1.5)
+            assert service.scheduler.retry("broken").ready()  # the wait is gone, decided now
+            assert await wait_for(lambda: len(errors) == 2)
             assert errors[1].data["retry_in"] > errors[0].data["retry_in"]
         finally:
             await service.stop()
