@@ -166,6 +166,19 @@ def check_watcher(source_id: str, state: str, reason: str) -> Check:
     return Check("watcher", WARNING, f"watcher {state}", source_id)
 
 
+def gather(settings: Any, sources: Iterable[SourceConfig]) -> list[Check]:
+    """Every file-level check of an index and its sources (blocking: run in a worker thread):
+    the index readable and writable, the sync state, free disk, each source, and what the last
+    passes left to say."""
+    sources = list(sources)
+    checks = check_index(settings.index_uri, (settings.documents_table, settings.chunks_table))
+    checks.append(check_state(settings.state_dir))
+    checks.append(check_disk(settings.index_uri, settings.min_free_disk_mb))
+    checks.extend(check_source(s) for s in sources)
+    checks.extend(check_sync_state(settings.state_dir, [s.source_id for s in sources]))
+    return checks
+
+
 def summarize(checks: list[Check], queue_depth: dict[str, Any]) -> dict[str, Any]:
     worst = ERROR if any(c.status == ERROR for c in checks) else (
         WARNING if any(c.status == WARNING for c in checks) else OK)

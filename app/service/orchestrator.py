@@ -55,8 +55,10 @@ from app.service.status import (
     PassInfo,
     ServiceStatus,
     SourceStatus,
+    offline_status,
     read_running_status,
     remove_status_file,
+    run_summary,
     write_status_file,
 )
 from app.service.watchers import Watchers
@@ -307,30 +309,14 @@ class Service(IndexOperations, BackupControl):
             runs = self.recent_runs()
             return dataclasses.replace(running, sources=tuple(
                 s if s.last_sync or s.source_id not in runs else
-                dataclasses.replace(s, last_sync=_run_summary(runs[s.source_id]))
+                dataclasses.replace(s, last_sync=run_summary(runs[s.source_id]))
                 for s in running.sources))
         from app.service import health
 
-        counts = self.counts()
-        runs = self.recent_runs()
-        checks = health.check_index(self.settings.index_uri, (self.settings.documents_table,
-                                                               self.settings.chunks_table))
-        checks.append(health.check_disk(self.settings.index_uri, self.settings.min_free_disk_mb))
-        checks.extend(health.check_source(s) for s in self.settings.sources if s.enabled)
-        checks.extend(health.check_sync_state(self.settings.state_dir,
-                                              [s.source_id for s in self.settings.sources]))
+        checks = health.gather(self.settings, [s for s in self.settings.sources if s.enabled])
         paused, until = self.paused
-        sources = []
-        for s in self.settings.sources:
-            c = counts.get(s.source_id, {})
-            run = runs.get(s.source_id)
-            last = _run_summary(run) if run else None
-            sources.append(SourceStatus(
-                source_id=s.source_id, source_type=s.source_type.value, enabled=s.enabled,
-                state="idle", documents=c.get("indexed", 0), failed=c.get("failed", 0),
-                skipped=c.get("skipped", 0), chunks=c.get("chunks", 0), last_sync=last))
-        return ServiceStatus(running=False, pid=None, paused=paused, paused_until=until,
-                             health=health.summarize(checks, {}), sources=tuple(sources))
+        return offline_status(self.settings.sources, self.counts(), self.recent_runs(),
+                              health.summarize(checks, {}), paused, until)
 
     async def check_health(self) -> dict[str, Any]:
         """Run the health checks now (the service also runs them every HEALTH_CHECK_INTERVAL),
@@ -340,19 +326,9 @@ class Service(IndexOperations, BackupControl):
         self._check_clock()
         sources = [s for s in self.settings.sources if s.enabled]
 
-        def run_checks() -> list[health.Check]:
-            checks = health.check_index(self.settings.index_uri, (
-                self.settings.documents_table, self.settings.chunks_table))
-            checks.append(health.check_state(self.settings.state_dir))
-            checks.append(health.check_disk(self.settings.index_uri,
-                                            self.settings.min_free_disk_mb))
-            checks.extend(health.check_source(s) for s in sources)
-            checks.extend(health.check_sync_state(self.settings.state_dir,
-                                                  [s.source_id for s in sources]))
-            return checks
-
         try:
-            checks = await asyncio.wait_for(asyncio.to_thread(run_checks), HEALTH_TIMEOUT_S)
+            checks = await asyncio.wait_for(
+                asyncio.to_thread(health.gather, self.settings, sources), HEALTH_TIMEOUT_S)
         except TimeoutError:
             checks = [health.Check("responding", health.ERROR,
                                    f"The health check took over {HEALTH_TIMEOUT_S:g} s; a "
@@ -673,13 +649,6 @@ class Service(IndexOperations, BackupControl):
 
 
 RETRY_FILES_AFTER_S = 60.0
-
-
-def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
-    """A journal row as the `last_sync` of a SourceStatus."""
-    return {"finished_at": run["finished_at"], "outcome": run["outcome"],
-            "problems": run["problems"], "error": run.get("error", ""),
-            "maintenance_errors": run.get("maintenance_errors", [])}
 
 
 def _describe(exc: BaseException, settings: Settings) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,31 @@ class ServiceStatus:
         values["queue"] = QueueDepth(**(values.get("queue") or {}))
         values["sources"] = tuple(SourceStatus.from_dict(s) for s in values.get("sources", ()))
         return cls(**values)
+
+
+def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """A journal row (SyncState.last_runs) as the `last_sync` of a SourceStatus."""
+    return {"finished_at": run["finished_at"], "outcome": run["outcome"],
+            "problems": run["problems"], "error": run.get("error", ""),
+            "maintenance_errors": run.get("maintenance_errors", [])}
+
+
+def offline_status(sources: Iterable[Any], counts: dict[str, dict[str, int]],
+                   runs: dict[str, dict[str, Any]], health: dict[str, Any], paused: bool,
+                   paused_until: float | None) -> ServiceStatus:
+    """What can be said with no service running: counts and the last passes from the sync
+    state, and a health check made just now."""
+    out = []
+    for s in sources:
+        c = counts.get(s.source_id, {})
+        run = runs.get(s.source_id)
+        out.append(SourceStatus(
+            source_id=s.source_id, source_type=s.source_type.value, enabled=s.enabled,
+            documents=c.get("indexed", 0), failed=c.get("failed", 0),
+            skipped=c.get("skipped", 0), chunks=c.get("chunks", 0),
+            last_sync=run_summary(run) if run else None))
+    return ServiceStatus(running=False, paused=paused, paused_until=paused_until,
+                         health=health, sources=tuple(out))
 
 
 def write_status_file(state_dir: Path, status: ServiceStatus) -> None:
