@@ -132,6 +132,18 @@ FIELDS: tuple[FieldSpec, ...] = (
               "Desktop notifications for errors and a finished first sync (rate-limited)"),
     FieldSpec("allow_insecure_secrets", "LANCEDB_SYNC_ALLOW_INSECURE_SECRETS", "bool", False,
               "Store credentials even when the only keyring available keeps them unencrypted"),
+    # -- the local REST API (issue 14) --
+    FieldSpec("api_enabled", "LANCEDB_SYNC_API", "bool", True,
+              "Serve the local REST API from the tray and 'lancedb-sync run'"),
+    FieldSpec("api_host", "LANCEDB_SYNC_API_HOST", "str", "127.0.0.1",
+              "Address the REST API listens on; anything but 127.0.0.1 or ::1 exposes it to "
+              "the network (the token is still required)"),
+    FieldSpec("api_port", "LANCEDB_SYNC_API_PORT", "int", 8765,
+              "Port of the REST API (0: any free port); if taken, another free port is used "
+              "and written to api.json", 0, 65535),
+    FieldSpec("api_cors_origins", "LANCEDB_SYNC_API_CORS_ORIGINS", "str", None,
+              "Comma-separated web origins allowed to call the REST API from a browser "
+              "(default: none)"),
     FieldSpec("s3_access_key_id", "LANCEDB_SYNC_S3_ACCESS_KEY_ID", "str", None,
               "Access key id for backups (its secret is kept in the OS keyring); empty: the "
               "standard AWS credential chain"),
