@@ -8,6 +8,7 @@ it; otherwise a `reset` event says some were lost), then the live events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections import deque
@@ -40,10 +41,8 @@ class EventLog:
             self._ring.append((eid, kind, data))
             waiters = list(self._waiters)
         for loop, flag in waiters:
-            try:
+            with contextlib.suppress(RuntimeError):  # that loop closed: its stream is over
                 loop.call_soon_threadsafe(flag.set)
-            except RuntimeError:  # that loop closed: its stream is over
-                pass
         return eid
 
     def since(self, after: int) -> tuple[list[tuple[int, str, dict[str, Any]]], bool]:
@@ -61,10 +60,8 @@ class EventLog:
         with self._lock:
             waiters = list(self._waiters)
         for loop, flag in waiters:
-            try:
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(flag.set)
-            except RuntimeError:
-                pass
 
     async def stream(self, last_event_id: int | None,
                      kinds: set[str] | None = None) -> AsyncIterator[str]:

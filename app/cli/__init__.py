@@ -24,7 +24,8 @@ def _commands() -> dict[str, Callable[[Any, Any], int]]:
 
     return {
         "tray": tray.cmd_tray, "sources": sources.cmd_sources, "sync": sync.cmd_sync,
-        "retry": sync.cmd_retry, "run": sync.cmd_run, "search": search.cmd_search,
+        "retry": sync.cmd_retry, "run": sync.cmd_run, "api": sync.cmd_api,
+        "search": search.cmd_search,
         "status": status.cmd_status, "failed": status.cmd_failed,
         "cleanup": maintenance.cmd_cleanup, "check": maintenance.cmd_check,
         "reembed": maintenance.cmd_reembed, "self-check": maintenance.cmd_self_check,

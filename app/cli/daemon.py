@@ -14,9 +14,10 @@ import signal
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, TextIO
 
-from app.cli.errors import EXIT_BUSY, EXIT_OK
+from app.cli.errors import EXIT_BUSY, EXIT_FAIL, EXIT_OK
 from app.service.events import (
     BackupFailed,
     ClockJumped,
@@ -36,8 +37,25 @@ from app.wording import ago, eta
 REDRAW_S = 0.25
 
 
+@dataclass(frozen=True)
+class ApiOptions:
+    """Serve the REST API beside the service (None: the settings' address and port)."""
+
+    host: str | None = None
+    port: int | None = None
+
+
+def busy_message(exc: BaseException, settings: Any) -> str:
+    """Another process owns the index: say so, and where its API answers if it serves one."""
+    from app.api.discovery import read_running
+
+    running = read_running(settings.state_dir)
+    where = f" Its REST API is at {running.url}." if running is not None else ""
+    return f"lancedb-sync: {exc}{where}"
+
+
 async def run_service(settings: Any, *, watch: bool | None, out: TextIO, err: TextIO,
-                      live: bool) -> int:
+                      live: bool, api: ApiOptions | None = None) -> int:
     from app.service.errors import IndexLockedError
     from app.service.orchestrator import Service
 
@@ -45,8 +63,14 @@ async def run_service(settings: Any, *, watch: bool | None, out: TextIO, err: Te
     try:
         await service.start()
     except IndexLockedError as exc:
-        print(f"lancedb-sync: {exc}", file=err)
+        print(busy_message(exc, settings), file=err)
         return EXIT_BUSY
+    server = None
+    if api is not None:
+        server = await _start_api(service, settings, api, err)
+        if server is None:
+            await service.stop()
+            return EXIT_FAIL
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -55,7 +79,8 @@ async def run_service(settings: Any, *, watch: bool | None, out: TextIO, err: Te
     view: LiveView | LogLines = LiveView(service, out) if live else LogLines(out)
     printer = asyncio.create_task(view.run(service))
     n = len(settings.sources)
-    print(f"lancedb-sync: running ({n} source{'s' if n != 1 else ''}); Ctrl-C to stop.",
+    served = f"; REST API at {server.url}" if server is not None else ""
+    print(f"lancedb-sync: running ({n} source{'s' if n != 1 else ''}{served}); Ctrl-C to stop.",
           file=err, flush=True)
     await stop.wait()
     printer.cancel()
@@ -64,9 +89,28 @@ async def run_service(settings: Any, *, watch: bool | None, out: TextIO, err: Te
     view.close()
     print("lancedb-sync: stopping…", file=err, flush=True)
     t = time.monotonic()
+    if server is not None:  # stop accepting and drain first, then the service
+        await server.stop()
     await service.stop()
     print(f"lancedb-sync: stopped ({time.monotonic() - t:.1f} s).", file=err, flush=True)
     return EXIT_OK
+
+
+async def _start_api(service: Any, settings: Any, api: ApiOptions, err: TextIO) -> Any:
+    from app.api.server import ApiServer
+    from app.service.errors import one_line
+
+    server = ApiServer(service, settings, host=api.host, port=api.port)
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"lancedb-sync: cannot serve the REST API on {server.host}:{server.port}: "
+              f"{one_line(exc)}. Choose another address or port (api_host, api_port), or run "
+              "without it (--no-api).", file=err, flush=True)
+        return None
+    if server.warning:
+        print(f"lancedb-sync: warning: {server.warning}", file=err, flush=True)
+    return server
 
 
 def describe_finished(source_id: str, report: dict[str, Any]) -> str | None:
@@ -241,8 +285,10 @@ def _terminal_width() -> int:
     return shutil.get_terminal_size((100, 24)).columns
 
 
-def main(settings: Any, *, watch: bool | None, plain: bool = False) -> int:
+def main(settings: Any, *, watch: bool | None, plain: bool = False,
+         api: ApiOptions | None = None) -> int:
     out = sys.stdout
     # Windows consoles get the plain lines: cursor movement there depends on the terminal.
     live = not plain and out.isatty() and sys.platform != "win32"
-    return asyncio.run(run_service(settings, watch=watch, out=out, err=sys.stderr, live=live))
+    return asyncio.run(run_service(settings, watch=watch, out=out, err=sys.stderr, live=live,
+                                   api=api))

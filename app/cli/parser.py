@@ -81,6 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one log line per event, even on a terminal")
     run.add_argument("--no-watch", action="store_true",
                      help="do not watch folders; only periodic scans")
+    run.add_argument("--no-api", action="store_true",
+                     help="do not serve the local REST API (on by default; docs/api.md)")
+    api = sub.add_parser("api", help="serve the local REST API (and keep the index up to date, "
+                                     "as 'run' does) until stopped",
+                         description="Equivalent to 'run' with the REST API on, whatever the "
+                                     "api_enabled setting says. The URL and token are written to "
+                                     "api.json in the state folder; see docs/api.md.")
+    api.add_argument("--host", help="address to listen on (default: the api_host setting, "
+                                    "127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default: the api_port setting, 8765; 0: any "
+                                              "free port)")
+    api.add_argument("--plain", action="store_true",
+                     help="one log line per event, even on a terminal")
+    api.add_argument("--no-watch", action="store_true",
+                     help="do not watch folders; only periodic scans")
     sub.add_parser("cleanup", help="repair after a failed sync, compact, prune old versions")
     check = sub.add_parser(
         "check", help="check the index for damage (exit 0 only when it is consistent)",

@@ -87,4 +87,16 @@ def cmd_run(args: Any, settings: Any) -> int:
     if not settings.sources:
         raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
                         "FOLDER", EXIT_USAGE)
-    return daemon.main(settings, watch=False if args.no_watch else None, plain=args.plain)
+    api = None if args.no_api or not settings.api_enabled else daemon.ApiOptions()
+    return daemon.main(settings, watch=False if args.no_watch else None, plain=args.plain,
+                       api=api)
+
+
+def cmd_api(args: Any, settings: Any) -> int:
+    """`run` with the API on (also with no sources yet: they can be added through it)."""
+    from app.cli import daemon
+
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise UserError("--port must be between 0 and 65535.", EXIT_USAGE)
+    return daemon.main(settings, watch=False if args.no_watch else None, plain=args.plain,
+                       api=daemon.ApiOptions(host=args.host, port=args.port))

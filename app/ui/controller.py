@@ -11,6 +11,7 @@ entry point's (app/ui/app.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -48,6 +49,7 @@ class TrayApp(QObject):
         # were resolved from (`--home` or LANCEDB_SYNC_HOME); None for the per-user folders.
         self.home = home if home is not None else settings.paths.home
         self.service: Any = None  # the running Service, or None
+        self.api: Any = None  # its REST API server (app/api), when serving
         self._idle_service: Any = None  # reader() while none runs
         self.bridge = Bridge(self)
         self.snapshot = st.Snapshot()
@@ -149,6 +151,29 @@ class TrayApp(QObject):
         self.clear_attention("index")
         self.service_changed.emit()
         self.request_refresh(0)
+        if self.settings.api_enabled:
+            await self.start_api(service)
+
+    async def start_api(self, service: Any) -> None:
+        """Serve the REST API beside the service (docs/api.md). A failure is shown, not fatal:
+        the tray and the index work without it."""
+        import importlib
+
+        self.clear_attention("api")
+        try:
+            # FastAPI and uvicorn take a moment to import: not on the loop that draws the UI.
+            server_module = await asyncio.to_thread(importlib.import_module, "app.api.server")
+            server = server_module.ApiServer(service, self.settings)
+            await server.start()
+        except Exception as exc:
+            log.exception("the REST API did not start")
+            self.set_attention("api", f"the REST API could not start: {exc} (change api_port "
+                                      "in Settings, or turn the API off)")
+            return
+        self.api = server
+        if server.warning:
+            self.set_attention("api", server.warning)
+        self._log("info", f"REST API at {server.url}")
 
     async def stop_service(self) -> None:
         service, self.service = self.service, None
@@ -156,6 +181,10 @@ class TrayApp(QObject):
             return
         # Sources added or edited while it ran live in its settings: keep them.
         self.settings = self.settings.with_sources(service.settings.sources)
+        api, self.api = self.api, None
+        if api is not None:  # stop accepting and drain first, then the service
+            with contextlib.suppress(Exception):
+                await api.stop()
         try:
             await service.stop()
         finally:
