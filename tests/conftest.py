@@ -19,13 +19,16 @@ _ENV_KEYS = ("LANCEDB_URI", "LANCEDB_TABLE_NAME", "LANCEDB_CHUNKS_TABLE_NAME", "
              "CHECKSUM_ENABLED", "LANCEDB_SYNC_EMBEDDER", "LANCEDB_SYNC_HOME", "S3_BUCKET",
              "S3_PREFIX", "S3_ENDPOINT_URL", "S3_SSE", "BACKUP_CONCURRENCY", "BACKUP_AUTO",
              "BACKUP_DEVICE_NAME", "BACKUP_KEEP_LAST", "BACKUP_KEEP_DAYS", "S3_BACKUP_INTERVAL",
-             "LANCEDB_SYNC_LOG_LEVEL", "LANCEDB_SYNC_DEBUG_LIBRARIES")
+             "LANCEDB_SYNC_LOG_LEVEL", "LANCEDB_SYNC_DEBUG_LIBRARIES", "LANCEDB_SYNC_API",
+             "LANCEDB_SYNC_API_HOST", "LANCEDB_SYNC_API_CORS_ORIGINS")
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
     for key in _ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
+    # Any free port: tests (and a tray the developer runs) never fight over the default one.
+    monkeypatch.setenv("LANCEDB_SYNC_API_PORT", "0")
 
 
 @dataclass
