@@ -174,6 +174,20 @@ class TrayApp(QObject):
         if server.warning:
             self.set_attention("api", server.warning)
         self._log("info", f"REST API at {server.url}")
+        self.service_changed.emit()
+
+    async def set_api(self, enabled: bool) -> None:
+        """Start or stop the REST API (the Settings window's checkbox), leaving the service
+        running."""
+        if enabled and self.api is None and self.service is not None:
+            await self.start_api(self.service)
+        elif not enabled and self.api is not None:
+            with contextlib.suppress(Exception):
+                await self.api.stop()
+            self.api = None
+            self.clear_attention("api")
+            self._log("info", "REST API stopped")
+        self.service_changed.emit()
 
     async def stop_service(self) -> None:
         service, self.service = self.service, None

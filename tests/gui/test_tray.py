@@ -636,6 +636,61 @@ def test_edit_and_remove_a_source_from_the_sources_window(docs_source, env, run)
     assert "documents were deleted" in window.banner.label.text()
 
 
+def _api_get(url: str, path: str, token: str | None) -> tuple[int, dict]:
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_tray_serves_the_rest_api_and_settings_turn_it_off_and_on(indexed, env, run):
+    import asyncio
+    import json
+
+    from app.api.discovery import api_file, read_running
+
+    tray = indexed
+    run(wait_until(lambda: tray.api is not None, timeout=60, what="the REST API"))
+    info = read_running(tray.settings.state_dir)
+    assert info is not None and info.url == tray.api.url
+    assert oct(api_file(tray.settings.state_dir).stat().st_mode & 0o777) == "0o600"
+    # Served on the tray's own loop: the blocking client runs in a thread meanwhile.
+    status, body = run(asyncio.to_thread(_api_get, info.url, "/health", None))
+    assert status == 200 and body["running"] is True
+    status, body = run(asyncio.to_thread(_api_get, info.url, "/api/v1/search?q=passport+"
+                                         "appointment&k=3", info.token))
+    assert status == 200
+    assert body["results"][0]["title"].lower().startswith("renewing a passport")
+    assert run(asyncio.to_thread(_api_get, info.url, "/api/v1/status", None))[0] == 401
+
+    window = tray.show_window("settings")
+    assert window.api.isEnabled() and window.api.isChecked()
+    assert info.url in window.api_info.text() and window.api_docs.isEnabled()
+    window.api.setChecked(False)
+    window.apply()
+    run(wait_until(lambda: tray.api is None and "Saved" in window.banner.label.text(),
+                   timeout=60, what="the API to stop"))
+    assert "url" not in json.loads(api_file(tray.settings.state_dir).read_text())
+    with pytest.raises(OSError):
+        run(asyncio.to_thread(_api_get, info.url, "/health", None))
+    assert "Off" in window.api_info.text() and not window.api_docs.isEnabled()
+    assert tray.service is not None  # the service kept running
+    window.api.setChecked(True)
+    window.apply()
+    run(wait_until(lambda: tray.api is not None, timeout=60, what="the API to start again"))
+    again = read_running(tray.settings.state_dir)
+    assert again is not None and again.token == info.token  # the token is kept
+    assert run(asyncio.to_thread(_api_get, again.url, "/health", None))[0] == 200
+
+
 def test_quit_from_the_menu_stops_the_service(tray, loop):
     import asyncio
 
@@ -649,4 +704,5 @@ def test_quit_from_the_menu_stops_the_service(tray, loop):
     assert task.done() and task.exception() is None
     assert tray.service is None and tray.quitting
     assert service._indexer is None  # closed: the index lock is released
+    assert tray.api is None  # the REST API stopped with it
     asyncio.set_event_loop(loop)

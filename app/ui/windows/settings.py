@@ -87,6 +87,19 @@ class SettingsWindow(QWidget):
                                           "the service's battery awareness")
         self.api = self._optional_box("api", "Local REST API (loopback only)",
                                       "the REST API")
+        self.api.setToolTip("Lets other programs on this computer (a desktop assistant, "
+                            "scripts) search and manage the index over HTTP, with the token "
+                            "in api.json. See docs/api.md.")
+        self.api_info = QLabel()
+        self.api_info.setWordWrap(True)
+        self.api_info.setTextInteractionFlags(self.api_info.textInteractionFlags() |
+                                              self.api_info.textInteractionFlags()
+                                              .TextSelectableByMouse)
+        muted(self.api_info)
+        self.api_docs = QPushButton("Open API docs")
+        self.api_docs.setToolTip("The routes, in your browser (served by the app, works "
+                                 "offline)")
+        self.api_docs.clicked.connect(self._open_api_docs)
         self.autostart = QCheckBox("Start LanceDB Sync when I log in")
         self.autostart.setChecked(controller.autostart_on)
         self.notifications = QCheckBox("Notify me of errors and finished first syncs")
@@ -125,6 +138,10 @@ class SettingsWindow(QWidget):
         form.addRow("", self.notifications)
         form.addRow("", self.insecure)
         form.addRow("", self.api)
+        api_row = QHBoxLayout()
+        api_row.addWidget(self.api_info, 1)
+        api_row.addWidget(self.api_docs)
+        form.addRow("", api_row)
         form.addRow("Log level:", logs)
         form.addRow("Data folder:", data)
 
@@ -145,6 +162,28 @@ class SettingsWindow(QWidget):
         # The tray menu can change start-at-login too: follow it.
         controller.snapshot_changed.connect(
             lambda _s: self.autostart.setChecked(self.c.autostart_on))
+        controller.service_changed.connect(self._show_api)
+        self._show_api()
+
+    def _show_api(self) -> None:
+        from app.api.discovery import api_file
+
+        api = self.c.api
+        if api is not None:
+            self.api_info.setText(f"Listening at {api.url}; the token is in "
+                                  f"{api_file(self.c.settings.state_dir)}")
+        elif self.c.settings.values.get("api_enabled"):
+            self.api_info.setText("Starts with the sync service.")
+        else:
+            self.api_info.setText("Off: other programs cannot reach the index over HTTP.")
+        self.api_docs.setEnabled(api is not None)
+
+    def _open_api_docs(self) -> None:
+        if self.c.api is not None:
+            from PySide6.QtCore import QUrl
+            from PySide6.QtGui import QDesktopServices
+
+            QDesktopServices.openUrl(QUrl(f"{self.c.api.url}/docs"))
 
     def _optional_box(self, kind: str, text: str, arrives_with: str) -> QCheckBox:
         box = QCheckBox(text)
@@ -234,5 +273,7 @@ class SettingsWindow(QWidget):
                 self.c.settings = settings.with_sources(
                     self.c.service.settings.sources if self.c.service else settings.sources)
                 self.banner.show_message("Saved.", "info")
+            if "api_enabled" in changed:  # the API follows the box; the service keeps running
+                await self.c.set_api(bool(settings.values["api_enabled"]))
         finally:
             self.apply_button.setEnabled(True)
