@@ -137,11 +137,12 @@ class SettingsWindow(QWidget):
         form.addRow("", self.autostart)
         form.addRow("", self.notifications)
         form.addRow("", self.insecure)
-        form.addRow("", self.api)
         api_row = QHBoxLayout()
-        api_row.addWidget(self.api_info, 1)
+        api_row.addWidget(self.api)
+        api_row.addStretch(1)
         api_row.addWidget(self.api_docs)
         form.addRow("", api_row)
+        form.addRow("", self.api_info)
         form.addRow("Log level:", logs)
         form.addRow("Data folder:", data)
 
@@ -170,7 +171,7 @@ class SettingsWindow(QWidget):
 
         api = self.c.api
         if api is not None:
-            self.api_info.setText(f"Listening at {api.url}; the token is in "
+            self.api_info.setText(f"Listening at {api.url} · its token is in "
                                   f"{api_file(self.c.settings.state_dir)}")
         elif self.c.settings.values.get("api_enabled"):
             self.api_info.setText("Starts with the sync service.")
