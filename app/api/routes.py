@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -322,12 +322,11 @@ async def search_get(request: Request,
                      k: Annotated[int, Query(ge=1, le=200)] = 10,
                      mode: SearchMode = "hybrid", source_id: str | None = None,
                      file_type: str | None = None, path_prefix: str | None = None,
-                     modified_after: datetime | None = None) -> dict[str, Any]:
+                     modified_after: date | None = None) -> dict[str, Any]:
     """Search the index: the same results as the tray's Search window."""
     return await _search(request, SearchIn(
         query=q, k=k, mode=mode, source_id=source_id, file_type=file_type,
-        path_prefix=path_prefix,
-        modified_after=modified_after.date() if modified_after else None))
+        path_prefix=path_prefix, modified_after=modified_after))
 
 
 @router.post("/search", response_model=SearchOut, tags=["search"], responses=ERRORS)
