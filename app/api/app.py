@@ -42,6 +42,9 @@ def create_app(service: Any, *, token: str, extra_hosts: tuple[str, ...] = (),
     jobs = Jobs(events.add)
     api = FastAPI(title="LanceDB Sync", version=__version__, description=DESCRIPTION,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    # The bundled Swagger UI (4.x) reads OpenAPI 3.0 documents only; the schema FastAPI
+    # writes renders fine when labelled so.
+    api.openapi_version = "3.0.3"
     api.state.ctx = ApiContext(service=service, events=events, jobs=jobs)
     install_error_handlers(api)
     api.include_router(health_router)

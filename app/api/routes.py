@@ -9,8 +9,9 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPBearer
 
 from app import __version__
 from app.api.errors import ApiError
@@ -29,7 +30,10 @@ from app.api.models import (
 )
 
 health_router = APIRouter()
-router = APIRouter(prefix="/api/v1")
+# The guard (security.py) checks the token before any route runs; declaring the scheme here
+# puts it in the OpenAPI document, so the docs page offers "Authorize".
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(HTTPBearer(
+    auto_error=False, description="The token from api.json in the app's state folder"))])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "model": ErrorOut}
