@@ -51,7 +51,7 @@ def _search_via_api(args: Any, settings: Any, query: str,
         answer = client.get("/api/v1/search", {
             "q": query, "k": args.k, "mode": args.mode, "source_id": args.source_id,
             "file_type": args.file_type, "path_prefix": args.path_prefix,
-            "modified_after": after.strftime("%Y-%m-%dT00:00:00") if after else None})
+            "modified_after": after.date().isoformat() if after else None})
     except remote.ApiUnreachable:
         return None
     except remote.ApiRequestError as exc:
