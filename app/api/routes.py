@@ -342,14 +342,17 @@ async def search_post(request: Request, body: SearchIn) -> dict[str, Any]:
 # -- failed files ---------------------------------------------------------------------------------
 
 @router.get("/failed", tags=["failed"], responses=ERRORS)
-async def failed(request: Request, source_id: str | None = None) -> list[dict[str, Any]]:
-    """Files that could not be indexed, with the reason and whether they are retried."""
+async def failed(request: Request, source_id: str | None = None,
+                 include_ignored: bool = False) -> list[dict[str, Any]]:
+    """Files that could not be indexed, with the reason and whether they are retried.
+    `include_ignored=true` also lists those hidden in the tray's ledger."""
     import dataclasses
 
     service = _ctx(request).service
     if source_id is not None and service.settings.source(source_id) is None:
         raise ApiError(404, "unknown_source", f"No source named {source_id!r}.", "source_id")
-    rows = await asyncio.to_thread(service.failed_files, source_id)
+    rows = await asyncio.to_thread(service.failed_files, source_id,
+                                   include_ignored=include_ignored)
     return [dataclasses.asdict(r) for r in rows]
 
 

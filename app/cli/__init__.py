@@ -19,19 +19,25 @@ from app.cli.parser import build_parser
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "UserError", "build_parser", "main"]
 
 
-def _commands() -> dict[str, Callable[[Any, Any], int]]:
-    from app.cli import backup, maintenance, search, sources, status, sync, tray
+_COMMANDS = {
+    "tray": "tray:cmd_tray", "sources": "sources:cmd_sources", "sync": "sync:cmd_sync",
+    "retry": "sync:cmd_retry", "run": "sync:cmd_run", "api": "sync:cmd_api",
+    "search": "search:cmd_search",
+    "status": "status:cmd_status", "failed": "status:cmd_failed",
+    "cleanup": "maintenance:cmd_cleanup", "check": "maintenance:cmd_check",
+    "reembed": "maintenance:cmd_reembed", "self-check": "maintenance:cmd_self_check",
+    "backup": "backup:cmd_backup", "snapshots": "backup:cmd_snapshots",
+    "restore": "backup:cmd_restore",
+}
 
-    return {
-        "tray": tray.cmd_tray, "sources": sources.cmd_sources, "sync": sync.cmd_sync,
-        "retry": sync.cmd_retry, "run": sync.cmd_run, "api": sync.cmd_api,
-        "search": search.cmd_search,
-        "status": status.cmd_status, "failed": status.cmd_failed,
-        "cleanup": maintenance.cmd_cleanup, "check": maintenance.cmd_check,
-        "reembed": maintenance.cmd_reembed, "self-check": maintenance.cmd_self_check,
-        "backup": backup.cmd_backup, "snapshots": backup.cmd_snapshots,
-        "restore": backup.cmd_restore,
-    }
+
+def _command(name: str) -> Callable[[Any, Any], int]:
+    """The command's function; only its own module is imported (a search answered by the
+    running app must not pay for asyncio or the backup code)."""
+    import importlib
+
+    module, func = _COMMANDS[name].split(":")
+    return getattr(importlib.import_module(f"app.cli.{module}"), func)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.logsetup import setup_logging
 
         setup_logging(settings)
-        code = _commands()[args.command](args, settings)
+        code = _command(args.command)(args, settings)
         sys.stdout.flush()
         return code
     except BrokenPipeError:

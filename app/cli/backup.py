@@ -21,8 +21,12 @@ def run_cancellable(job: Callable[[Any], Any]) -> Any:
 def cmd_backup(args: Any, settings: Any) -> int:
     from app.service import Service
 
-    manager = Service(settings).backup_manager()
     action = getattr(args, "backup_command", None)
+    if action is None and not args.no_prune and settings.s3_bucket:
+        result = _backup_via_api(settings)
+        if result is not None:
+            return print_backup(result, as_json=args.json)
+    manager = Service(settings).backup_manager()
     if action == "test":
         checks = manager.test_connection()
         if args.json:
@@ -64,19 +68,51 @@ def cmd_backup(args: Any, settings: Any) -> int:
     progress = TransferLine()
     try:
         result = run_cancellable(lambda cancel: manager.backup(
-            on_progress=progress, cancel=cancel, prune=not args.no_prune))
+            on_progress=progress, cancel=cancel, prune=not args.no_prune)).as_dict()
     finally:
         progress.finish()
-    if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
-    else:
-        snap = result.snapshot
-        print(f"Snapshot {snap.ref}: {len(snap.files)} files, {size(snap.total_bytes)}; "
-              f"uploaded {result.uploaded_files} files ({size(result.uploaded_bytes)}), "
-              f"{result.reused_files} already in the bucket ({result.seconds:.1f} s).")
-        if result.pruned and result.pruned.dropped:
-            print(f"Pruned {len(result.pruned.dropped)} old snapshots "
-                  f"({result.pruned.deleted_objects} objects).")
+    return print_backup(result, as_json=args.json)
+
+
+def _backup_via_api(settings: Any) -> dict[str, Any] | None:
+    """Back up as a job of the running app (POST /backups: it prunes by retention after),
+    followed to its end; None when no app answers."""
+    from app.cli import remote
+
+    client = remote.client_for(settings)
+    if client is None:
+        return None
+    progress = TransferLine()
+    try:
+        job = remote.follow_job(client, lambda: client.post("/api/v1/backups"),
+                                progress_kind="backup_progress", on_progress=progress,
+                                doing="stopping")
+    except remote.ApiUnreachable:
+        return None
+    except remote.ApiRequestError as exc:
+        remote.fail(exc)
+    except remote.JobInterrupted as stop:
+        remote.job_failed(stop.job)
+    finally:
+        progress.finish()
+    if job["state"] != "done" or not job.get("result"):
+        remote.job_failed(job)
+    return job["result"]
+
+
+def print_backup(result: dict[str, Any], *, as_json: bool) -> int:
+    """A backup's result in its JSON form (BackupResult.as_dict), as both paths print it."""
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    print(f"Snapshot {result['device_id']}/{result['snapshot_id']}: {result['files']} files, "
+          f"{size(result['bytes'])}; uploaded {result['uploaded_files']} files "
+          f"({size(result['uploaded_bytes'])}), {result['reused_files']} already in the "
+          f"bucket ({result['seconds']:.1f} s).")
+    pruned = result.get("pruned")
+    if pruned and pruned["dropped"]:
+        print(f"Pruned {len(pruned['dropped'])} old snapshots "
+              f"({pruned['deleted_objects']} objects).")
     return EXIT_OK
 
 

@@ -3,7 +3,6 @@ Neither opens the index: they read the sync state and, if one runs, the service'
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -16,43 +15,23 @@ def cmd_status(args: Any, settings: Any) -> int:
     from app.wording import ago
 
     service = Service(settings)
-    status = service.read_status()
+    status = _status_via_api(settings, service)
+    if status is None:
+        status = service.read_status().as_dict()
     model = service.index_model()
-    sources = []
-    for s in status.sources:
-        last = s.last_sync or {}
-        sources.append({
-            "source_id": s.source_id, "source_type": s.source_type, "enabled": s.enabled,
-            "documents": s.documents, "failed": s.failed, "skipped": s.skipped,
-            "chunks": s.chunks, "last_sync": last.get("finished_at"),
-            "last_outcome": last.get("outcome"), "problems": last.get("problems", []),
-            "state": s.state if status.running else None, "waiting": s.waiting or None,
-            "watcher": s.watcher if status.running else None,
-            "watcher_reason": s.watcher_reason or None,
-            "progress": dataclasses.asdict(s.progress) if s.progress else None,
-            "queued_paths": s.queued_paths if status.running else None,
-        })
-    health = status.health or {}
-    info = {"version": __version__, "index": settings.index_uri,
-            "documents_table": settings.documents_table, "chunks_table": settings.chunks_table,
-            "embed_model": model or None, "sources": sources,
-            "documents": sum(s["documents"] for s in sources),
-            "failed": sum(s["failed"] for s in sources),
-            "chunks": sum(s["chunks"] for s in sources),
-            "service": {"running": status.running, "pid": status.pid, "paused": status.paused,
-                        "paused_until": status.paused_until, "held": status.held,
-                        "on_battery": status.on_battery,
-                        "queue": dataclasses.asdict(status.queue), "health": health,
-                        "updated_at": status.updated_at if status.running else None}}
+    info = status_info(status, model, settings)
+    running = status["running"]
+    health = info["service"]["health"]
+    queue = info["service"]["queue"]
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     print(f"Index: {info['index']}  ({info['documents']:,} documents, {info['chunks']:,} chunks"
           f"{', model ' + model if model else ''})")
-    if status.running:
-        mode = "paused" if status.paused else "running"
-        print(f"Service: {mode} (pid {status.pid}), health {health.get('status', '?')}, "
-              f"queue: {status.queue.sources} source(s), {status.queue.paths} path(s)")
+    if running:
+        mode = "paused" if status["paused"] else "running"
+        print(f"Service: {mode} (pid {status['pid']}), health {health.get('status', '?')}, "
+              f"queue: {queue['sources']} source(s), {queue['paths']} path(s)")
     else:
         print(f"Service: not running (start it with 'lancedb-sync run' or the tray app); "
               f"health {health.get('status', '?')}")
@@ -60,9 +39,9 @@ def cmd_status(args: Any, settings: Any) -> int:
         if check["status"] != "ok":
             who = f"{check['source_id']}: " if check.get("source_id") else ""
             print(f"  {check['status'].upper()}: {who}{check['detail']}")
-    if not sources:
+    if not info["sources"]:
         print("No sources yet. Add one with: lancedb-sync sources add local ~/Documents")
-    for s in sources:
+    for s in info["sources"]:
         when = ago(s["last_sync"]) if s["last_sync"] else "never synced"
         state = f"  [{s['state']}]" if s.get("state") else ""
         print(f"  {s['source_id']:<20} {s['documents']:>7,} docs  {s['failed']:>4} failed  "
@@ -74,19 +53,99 @@ def cmd_status(args: Any, settings: Any) -> int:
     return EXIT_OK
 
 
-def cmd_failed(args: Any, settings: Any) -> int:
-    from app.service import Service
+def status_info(status: dict[str, Any], model: str, settings: Any) -> dict[str, Any]:
+    """What `status --json` prints, from the service status in its JSON form
+    (ServiceStatus.as_dict(): this process's reading or the running app's answer)."""
+    running = status["running"]
+    sources = []
+    for s in status["sources"]:
+        last = s["last_sync"] or {}
+        sources.append({
+            "source_id": s["source_id"], "source_type": s["source_type"],
+            "enabled": s["enabled"], "documents": s["documents"], "failed": s["failed"],
+            "skipped": s["skipped"], "chunks": s["chunks"],
+            "last_sync": last.get("finished_at"), "last_outcome": last.get("outcome"),
+            "problems": last.get("problems", []),
+            "state": s["state"] if running else None, "waiting": s["waiting"] or None,
+            "watcher": s["watcher"] if running else None,
+            "watcher_reason": s["watcher_reason"] or None,
+            "progress": s["progress"] or None,
+            "queued_paths": s["queued_paths"] if running else None,
+        })
+    return {"version": __version__, "index": settings.index_uri,
+            "documents_table": settings.documents_table, "chunks_table": settings.chunks_table,
+            "embed_model": model or None, "sources": sources,
+            "documents": sum(s["documents"] for s in sources),
+            "failed": sum(s["failed"] for s in sources),
+            "chunks": sum(s["chunks"] for s in sources),
+            "service": {"running": running, "pid": status["pid"], "paused": status["paused"],
+                        "paused_until": status["paused_until"], "held": status["held"],
+                        "on_battery": status["on_battery"], "queue": status["queue"],
+                        "health": status["health"] or {},
+                        "updated_at": status["updated_at"] if running else None}}
 
-    rows = Service(settings).failed_files(args.source_id, include_ignored=True)
+
+def _status_via_api(settings: Any, service: Any) -> dict[str, Any] | None:
+    """The running app's status, its sources' earlier passes filled in from the journal as
+    Service.read_status does for a service in another process; None when no app answers."""
+    from app.cli import remote
+
+    client = remote.client_for(settings)
+    if client is None:
+        return None
+    try:
+        status = client.get("/api/v1/status")
+    except remote.ApiUnreachable:
+        return None
+    except remote.ApiRequestError as exc:
+        remote.fail(exc)
+    if any(not s["last_sync"] for s in status["sources"]):
+        from app.service.status import run_summary
+
+        runs = service.recent_runs()
+        for s in status["sources"]:
+            if not s["last_sync"] and s["source_id"] in runs:
+                s["last_sync"] = run_summary(runs[s["source_id"]])
+    return status
+
+
+def cmd_failed(args: Any, settings: Any) -> int:
+    rows = _failed_via_api(args, settings)
+    if rows is None:
+        import dataclasses
+
+        from app.service import Service
+
+        rows = [dataclasses.asdict(r) for r in
+                Service(settings).failed_files(args.source_id, include_ignored=True)]
     if args.json:
-        print(json.dumps([{"source_id": r.source_id, "uri": r.uri, "status": r.status,
-                           "reason": r.error, "at": r.indexed_at,
-                           "previous_version_kept": r.previous_kept, "retrying": r.retrying}
+        print(json.dumps([{"source_id": r["source_id"], "uri": r["uri"], "status": r["status"],
+                           "reason": r["error"], "at": r["indexed_at"],
+                           "previous_version_kept": r["previous_kept"],
+                           "retrying": r["retrying"]}
                           for r in rows], indent=2, ensure_ascii=False))
         return EXIT_OK
     if not rows:
         print("No failed or skipped files.")
         return EXIT_OK
     for r in rows:
-        print(f"{r.status:<8} {r.uri.removeprefix('file://')}\n         {r.error}")
+        print(f"{r['status']:<8} {r['uri'].removeprefix('file://')}\n         {r['error']}")
     return EXIT_OK
+
+
+def _failed_via_api(args: Any, settings: Any) -> list[dict[str, Any]] | None:
+    """The ledger (FailedFile rows in their JSON form) from the running app, or None."""
+    from app.cli import remote
+
+    client = remote.client_for(settings)
+    if client is None:
+        return None
+    try:
+        return client.get("/api/v1/failed", {"source_id": args.source_id,
+                                             "include_ignored": True})
+    except remote.ApiUnreachable:
+        return None
+    except remote.ApiRequestError as exc:
+        if exc.code == "unknown_source":  # here as in this process: nothing failed there
+            return []
+        remote.fail(exc)

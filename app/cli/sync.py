@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
@@ -13,8 +12,6 @@ from app.cli.output import ProgressLine, ctrl_c_cancels
 
 
 def cmd_sync(args: Any, settings: Any) -> int:
-    from app.service import Service
-
     sources = [s for s in settings.sources if not args.source_id or s.source_id == args.source_id]
     if args.source_id and not sources:
         raise UserError(f"No source named {args.source_id!r}.", EXIT_USAGE)
@@ -22,39 +19,76 @@ def cmd_sync(args: Any, settings: Any) -> int:
         raise UserError("No sources configured. Add one with: lancedb-sync sources add local "
                         "FOLDER", EXIT_USAGE)
     require_free_disk(settings)
-    service = Service(settings)
+    ids = [s.source_id for s in sources if s.enabled]
     progress = ProgressLine()
-    with ctrl_c_cancels() as cancel:
-        try:
-            reports = asyncio.run(service.sync_once(
-                [s.source_id for s in sources if s.enabled], on_progress=progress,
-                cancel=cancel))
-        finally:
-            progress.finish()
-    if cancel.is_set():
-        done = sum(r.added + r.modified for r in reports)
+    try:
+        outcome = _sync_via_api(settings, ids, args.source_id, progress) if ids else None
+        if outcome is None:
+            outcome = _sync_here(settings, ids, progress)
+    finally:
+        progress.finish()
+    reports, interrupted = outcome
+    if interrupted:
+        done = sum(r["added"] + r["modified"] for r in reports)
         print(f"lancedb-sync: interrupted; {done} documents were indexed before stopping and "
               "nothing half-written was kept. Run 'lancedb-sync sync' to continue.",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     if args.json:
-        print(json.dumps([r.as_dict() for r in reports], indent=2))
+        print(json.dumps(reports, indent=2))
         return EXIT_OK
     for r in reports:
-        print(f"{r.source_id}: added {r.added}, modified {r.modified}, deleted {r.deleted}, "
-              f"moved {r.moved}, unchanged {r.unchanged + r.touched}, failed {r.failed}, "
-              f"skipped {r.skipped} ({r.seconds:.2f} s)")
-        for problem in r.problems:
+        print(f"{r['source_id']}: added {r['added']}, modified {r['modified']}, deleted "
+              f"{r['deleted']}, moved {r['moved']}, unchanged {r['unchanged'] + r['touched']}, "
+              f"failed {r['failed']}, skipped {r['skipped']} ({r['seconds']:.2f} s)")
+        for problem in r["problems"]:
             print(f"  ! {problem}")
-        if r.retrying:
-            print(f"  {r.retrying} of the failed files may succeed later; they are tried "
+        if r["retrying"]:
+            print(f"  {r['retrying']} of the failed files may succeed later; they are tried "
                   "again on the next sync")
-        if r.failed:
+        if r["failed"]:
             print("  see 'lancedb-sync failed' for the reasons")
-        for problem in r.maintenance_errors:
+        for problem in r["maintenance_errors"]:
             print(f"  ! index upkeep failed ({problem}); your documents are indexed and "
                   "searchable, and it is tried again later")
     return EXIT_OK
+
+
+def _sync_here(settings: Any, ids: list[str],
+               progress: ProgressLine) -> tuple[list[dict[str, Any]], bool]:
+    """One pass in this process (it takes the writer lock: exits 3 while an app syncs)."""
+    import asyncio
+
+    from app.service import Service
+
+    with ctrl_c_cancels() as cancel:
+        reports = asyncio.run(Service(settings).sync_once(ids, on_progress=progress,
+                                                          cancel=cancel))
+    return [r.as_dict() for r in reports], cancel.is_set()
+
+
+def _sync_via_api(settings: Any, ids: list[str], source_id: str | None,
+                  progress: ProgressLine) -> tuple[list[dict[str, Any]], bool] | None:
+    """The pass as a job of the running app (POST /sync/manual), followed to its end; None
+    when no app answers."""
+    from app.cli import remote
+
+    client = remote.client_for(settings)
+    if client is None:
+        return None
+    body = {"source_id": source_id} if source_id else {}
+    try:
+        job = remote.follow_job(client, lambda: client.post("/api/v1/sync/manual", body),
+                                progress_kind="progress", on_progress=progress)
+    except remote.ApiUnreachable:
+        return None
+    except remote.ApiRequestError as exc:
+        remote.fail(exc)
+    except remote.JobInterrupted as stop:
+        return stop.job.get("result") or [], True
+    if job["state"] != "done":
+        remote.job_failed(job)
+    return job["result"], False
 
 
 def require_free_disk(settings: Any) -> None:
@@ -70,15 +104,35 @@ def require_free_disk(settings: Any) -> None:
 
 
 def cmd_retry(args: Any, settings: Any) -> int:
-    from app.service import Service
+    n = _retry_via_api(settings, args.source_id)
+    if n is None:
+        import asyncio
 
-    n = asyncio.run(Service(settings).retry_failed(source_id=args.source_id))
+        from app.service import Service
+
+        n = asyncio.run(Service(settings).retry_failed(source_id=args.source_id))
     print(f"{n} failed or skipped files will be tried again.")
     if args.no_sync or n == 0:
         return EXIT_OK
     import argparse
 
     return cmd_sync(argparse.Namespace(source_id=args.source_id, json=False), settings)
+
+
+def _retry_via_api(settings: Any, source_id: str | None) -> int | None:
+    from app.cli import remote
+
+    client = remote.client_for(settings)
+    if client is None:
+        return None
+    try:
+        return client.post("/api/v1/failed/retry", {"source_id": source_id})["retrying"]
+    except remote.ApiUnreachable:
+        return None
+    except remote.ApiRequestError as exc:
+        if exc.code == "unknown_source":  # as in this process: nothing of it to retry
+            return 0
+        remote.fail(exc)
 
 
 def cmd_run(args: Any, settings: Any) -> int:

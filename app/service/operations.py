@@ -252,8 +252,14 @@ class IndexOperations:
         """One pass over the enabled sources (or the named ones), now; `cancel` stops it at a
         batch boundary. The command line's `sync`; the tray uses `sync_now` (queued)."""
         sources = self._sources_named(source_ids)
-        return await self._on_writer(lambda ix: ix.sync(sources), on_progress=on_progress,
-                                     cancel=cancel)
+        try:
+            return await self._on_writer(lambda ix: ix.sync(sources), on_progress=on_progress,
+                                         cancel=cancel)
+        finally:
+            await self._after_sync_once()
+
+    async def _after_sync_once(self) -> None:  # Service refreshes the counts it shows
+        return None
 
     def _sources_named(self, source_ids: Sequence[str] | None) -> list[SourceConfig]:
         if source_ids is None:

@@ -238,6 +238,11 @@ class Service(IndexOperations, BackupControl):
         if self.running:
             self.sync_now(source_id)
 
+    async def _after_sync_once(self) -> None:
+        # A one-off pass (the API's manual sync) changes the counts status and the API show.
+        if self.running:
+            await self._refresh_counts()
+
     def pause(self, until: float | None = None) -> None:
         """Pause for `until` (epoch seconds) or until `resume()`; survives a restart."""
         self._write_pause({"paused": True, "until": until})
