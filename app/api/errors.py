@@ -47,7 +47,9 @@ def _validation(exc: RequestValidationError) -> tuple[int, str, str, str | None]
     if not errors:
         return 422, "invalid_request", "The request is not valid.", None
     first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    loc = [str(p) for p in first.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]  # where the value was, not its name (which may be "query" or "path")
     field = ".".join(loc) or None
     kind = first.get("type", "")
     if kind == "json_invalid":

@@ -76,9 +76,15 @@ class EventLog:
         try:
             yield "retry: 2000\n\n"
             if last_event_id is not None:
-                _, lost = self.since(last_event_id)
-                if lost:
-                    yield frame(self.last_id, "reset", {
+                with self._lock:
+                    oldest = self._ring[0][0] if self._ring else self._next
+                    newest = self._next - 1
+                # Older than the ring holds, or an id this log never gave (the app restarted
+                # and its ids began again at 1): say so, then send what the ring holds. The
+                # reset's id comes before those, so ids keep increasing.
+                if last_event_id + 1 < oldest or last_event_id > newest:
+                    after = oldest - 1
+                    yield frame(after, "reset", {
                         "message": "Some events were missed; read /api/v1/status again."})
             while not self._closed:
                 flag.clear()
