@@ -198,21 +198,11 @@ async def manual_sync(request: Request, body: ManualSyncIn | None = None) -> dic
     ids = _sources_for(service, body)
 
     async def work(job: Any) -> Any:
-        def progress(p: Any) -> None:
+        def progress(p: Any) -> None:  # on the pass thread
             ctx.jobs.progress(job, source_id=p.source_id, phase=p.phase, done=p.done,
                               total=p.total)
 
-        def on_event(event: Any) -> None:
-            if event.kind == "progress" and event.source_id in ids:
-                progress(event)
-
-        # A running Service syncs on its own indexer, which reports progress as events, not
-        # through `on_progress`: follow those while the job runs.
-        unsubscribe = service.events.subscribe(on_event)
-        try:
-            reports = await service.sync_once(ids, on_progress=progress, cancel=job.cancel)
-        finally:
-            unsubscribe()
+        reports = await service.sync_once(ids, on_progress=progress, cancel=job.cancel)
         if job.cancel.is_set() and not any(r.cancelled for r in reports):
             job.cancel.clear()  # the pass ran to its end: the job is done, not cancelled
         return [r.as_dict() for r in reports]

@@ -19,13 +19,14 @@ from app.core.errors import disk_full_message, is_disk_full, one_line
 from app.core.lock import IndexLockedError
 from app.core.model_switch import ModelChangeError
 from app.core.reembed import ReembedError
-from app.service.operations import SearchError
+from app.service.operations import PassError, SearchError
 from app.sources.base import SourceError
 
 __all__ = [
     "BUSY", "FOR_PEOPLE", "USAGE", "BackupBusyError", "BackupConfigError", "BackupError",
     "ChooseSnapshotError", "EmbeddingError", "IndexLockedError", "LeaseHeldError",
-    "ModelChangeError", "ReembedError", "RestoreRefusedError", "SearchError", "SourceError",
+    "ModelChangeError", "PassError", "ReembedError", "RestoreRefusedError", "SearchError",
+    "SourceError",
     "disk_full_message", "is_disk_full", "is_store_error", "one_line",
 ]
 
@@ -35,7 +36,8 @@ BUSY: tuple[type[Exception], ...] = (IndexLockedError, LeaseHeldError, BackupBus
 USAGE: tuple[type[Exception], ...] = (BackupConfigError, RestoreRefusedError)
 # Failures whose message is written for the person (no traceback needed).
 FOR_PEOPLE: tuple[type[Exception], ...] = (BackupError, ModelChangeError, SourceError,
-                                           EmbeddingError, SearchError, ReembedError)
+                                           EmbeddingError, SearchError, ReembedError,
+                                           PassError)
 
 
 def is_store_error(exc: BaseException) -> bool:

@@ -27,6 +27,10 @@ T = TypeVar("T")
 IGNORED_FILE = "ui-state.json"
 
 
+class PassError(Exception):
+    """A pass asked for on the running service failed; the message says why, for a person."""
+
+
 class SearchError(Exception):
     """The index cannot be searched as asked; the message says what to do."""
 
@@ -252,14 +256,8 @@ class IndexOperations:
         """One pass over the enabled sources (or the named ones), now; `cancel` stops it at a
         batch boundary. The command line's `sync`; the tray uses `sync_now` (queued)."""
         sources = self._sources_named(source_ids)
-        try:
-            return await self._on_writer(lambda ix: ix.sync(sources), on_progress=on_progress,
-                                         cancel=cancel)
-        finally:
-            await self._after_sync_once()
-
-    async def _after_sync_once(self) -> None:  # Service refreshes the counts it shows
-        return None
+        return await self._on_writer(lambda ix: ix.sync(sources), on_progress=on_progress,
+                                     cancel=cancel)
 
     def _sources_named(self, source_ids: Sequence[str] | None) -> list[SourceConfig]:
         if source_ids is None:

@@ -25,8 +25,9 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 from app.config import Settings, save_sources
 from app.core.lock import IndexLockedError as IndexLockedError
 from app.fsutil import write_atomic
-from app.models import Progress, SourceConfig
+from app.models import Progress, SourceConfig, SyncReport
 from app.service.backups import BackupControl
 from app.service.events import (
     ClockJumped,
@@ -49,7 +50,7 @@ from app.service.events import (
     SyncFinished,
     WatcherChanged,
 )
-from app.service.operations import IndexOperations
+from app.service.operations import IndexOperations, PassError
 from app.service.scheduler import Job, Scheduler
 from app.service.status import (
     PassInfo,
@@ -114,6 +115,8 @@ class Service(IndexOperations, BackupControl):
         self._last: dict[str, dict[str, Any]] = {}
         self._progress: dict[str, PassInfo] = {}
         self._current: str | None = None
+        self._pass_lock = asyncio.Lock()
+        self._listener: Callable[[Progress], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -238,10 +241,25 @@ class Service(IndexOperations, BackupControl):
         if self.running:
             self.sync_now(source_id)
 
-    async def _after_sync_once(self) -> None:
-        # A one-off pass (the API's manual sync) changes the counts status and the API show.
-        if self.running:
-            await self._refresh_counts()
+    async def sync_once(self, source_ids: Sequence[str] | None = None, *,
+                        on_progress: Callable[[Progress], None] | None = None,
+                        cancel: threading.Event | None = None) -> list[SyncReport]:
+        """One full pass of the enabled sources (or the named ones), now, even while paused
+        (it was asked for). On a running service each runs as one of its own passes: after
+        the pass under way, shown in the status and the events like any other, with
+        `on_progress` called too and `cancel` stopping it at a batch boundary. Raises
+        PassError with the reason when a source's pass fails."""
+        if not self.running:
+            return await super().sync_once(source_ids, on_progress=on_progress, cancel=cancel)
+        reports = []
+        for source in self._sources_named(source_ids):
+            if cancel is not None and cancel.is_set():
+                break
+            report = await self._pass(Job(source.source_id, None), listener=on_progress,
+                                      cancel=cancel, raise_errors=True)
+            if report is not None:
+                reports.append(report)
+        return reports
 
     def pause(self, until: float | None = None) -> None:
         """Pause for `until` (epoch seconds) or until `resume()`; survives a restart."""
@@ -457,12 +475,43 @@ class Service(IndexOperations, BackupControl):
             cap = max(0.1, min(cap, self.scheduler.retry(PURGE_RETRY).retry_in()))
         return self.scheduler.sleep_for(cap)
 
-    async def _pass(self, job: Job) -> None:
+    async def _pass(self, job: Job, *, listener: Callable[[Progress], None] | None = None,
+                    cancel: threading.Event | None = None,
+                    raise_errors: bool = False) -> SyncReport | None:
+        """One pass, one at a time (the scheduler's and those asked for through sync_once)."""
+        async with self._pass_lock:
+            source = self.settings.source(job.source_id)
+            if source is None or self._indexer is None or self._stopping:
+                if raise_errors:
+                    raise PassError(f"{job.source_id}: the source was removed or the service "
+                                    "is stopping.")
+                return None
+            self._indexer.cancel.clear()  # a cancel applies to the pass it was meant for
+            self._listener = listener
+            forward = asyncio.create_task(self._forward_cancel(cancel)) if cancel else None
+            try:
+                report = await self._run_pass(job, source)
+            finally:
+                self._listener = None
+                if forward is not None:
+                    forward.cancel()
+            if report is None and raise_errors:
+                raise PassError(self._last.get(job.source_id, {}).get("error")
+                                or f"{job.source_id}: the pass failed.")
+            return report
+
+    async def _forward_cancel(self, cancel: threading.Event) -> None:
+        # A threading.Event set by whoever asked (an API job): poll it, cheaply, while the
+        # pass runs; the indexer stops at its next batch boundary.
+        while not cancel.is_set():
+            await asyncio.sleep(0.1)
+        if self._indexer is not None:
+            self._indexer.cancel.set()
+
+    async def _run_pass(self, job: Job, source: SourceConfig) -> SyncReport | None:
         source_id = job.source_id
-        source = self.settings.source(source_id)
-        assert source is not None and self._indexer is not None
+        assert self._indexer is not None
         self._current = source_id
-        self._indexer.cancel.clear()  # a cancel applies to the pass it was meant for
         self._set_state(source_id, "scanning" if job.full else "indexing")
         try:
             loop = asyncio.get_running_loop()
@@ -480,7 +529,7 @@ class Service(IndexOperations, BackupControl):
             self.events.publish(SyncFailed(source_id=source_id, reason=reason,
                                            retry_in=round(wait, 1), failures=retry.failures,
                                            failing=retry.failing))
-            return
+            return None
         finally:
             self._current = None
             self._progress.pop(source_id, None)
@@ -497,6 +546,7 @@ class Service(IndexOperations, BackupControl):
         self._schedule_status_write(0.5)
         changed = any(summary.get(k) for k in ("added", "modified", "deleted", "moved"))
         self._maybe_backup(changed=changed)
+        return report
 
     def _retry_files_later(self, source_id: str, paths: list[str]) -> None:
         """Files whose failure may pass (a timeout under load) are re-checked after a minute,
@@ -630,6 +680,12 @@ class Service(IndexOperations, BackupControl):
                         progress.current, round(progress.rate, 2), progress.eta_s,
                         progress.parsed)
         self._progress[progress.source_id] = info
+        listener = self._listener
+        if listener is not None:
+            try:
+                listener(progress)
+            except Exception:  # a listener's bug must not end the pass
+                log.exception("progress listener failed")
         if (progress.phase == "indexing" and self._loop is not None
                 and self._states.get(progress.source_id) == "scanning"):
             # Called on a pass thread: state changes belong to the loop.
