@@ -203,7 +203,9 @@ class ApiService:
                      "%s (Authorization: Bearer <token>)", where)
         log.info("REST API (ASGI) started; token in %s", where)
         self._chain_signals()
-        self._url_task = asyncio.create_task(self._find_address(), name="api address")
+        # Before startup completes: the server binds its socket right after.
+        before = await asyncio.to_thread(_listening)
+        self._url_task = asyncio.create_task(self._find_address(before), name="api address")
 
     async def shutdown(self) -> None:
         """End the event streams, wait for the jobs, mark api.json stopped, stop the
@@ -243,29 +245,14 @@ class ApiService:
         console.info("lancedb-sync: REST API at %s (address and token in %s)", self.url,
                      discovery.api_file(self.settings.state_dir))
 
-    async def _find_address(self) -> None:
+    async def _find_address(self, before: set[tuple[str, int]]) -> None:
         """The one TCP socket this process starts listening on after startup, if there is
         exactly one (a plain `uvicorn app.api.asgi:app`); otherwise the first request tells."""
-        try:
-            import psutil
-        except ImportError:
-            return
-        me = psutil.Process()
-
-        def listening() -> set[tuple[str, int]]:
-            try:
-                conns = me.net_connections(kind="tcp")
-            except (psutil.Error, OSError):
-                return set()
-            return {(c.laddr.ip, c.laddr.port) for c in conns
-                    if c.status == psutil.CONN_LISTEN and c.laddr}
-
-        before = await asyncio.to_thread(listening)
         for _ in range(600):  # the server binds right after startup; give up after a minute
             await asyncio.sleep(0.1)
             if self.url is not None:
                 return
-            new = await asyncio.to_thread(listening) - before
+            new = await asyncio.to_thread(_listening) - before
             ports = {port for _, port in new}
             if len(ports) == 1:
                 hosts = sorted(h for h, _ in new)
@@ -309,6 +296,18 @@ class ApiService:
         ctx = self.context
         if ctx is not None:
             ctx.events.close()
+
+
+def _listening() -> set[tuple[str, int]]:
+    """The TCP addresses this process listens on (empty if that cannot be known)."""
+    try:
+        import psutil
+
+        conns = psutil.Process().net_connections(kind="tcp")
+    except Exception:  # no psutil, or the platform will not say
+        return set()
+    return {(c.laddr.ip, c.laddr.port) for c in conns
+            if c.status == psutil.CONN_LISTEN and c.laddr}
 
 
 async def _not_started(scope: dict[str, Any], send: Any) -> None:
