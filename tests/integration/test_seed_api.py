@@ -57,8 +57,8 @@ def _wait(predicate, what: str, timeout: float = PATIENCE_S, proc=None):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _get(url: str, token: str | None = None, host: str | None = None):
-    req = urllib.request.Request(url)
+def _get(url: str, token: str | None = None, host: str | None = None, method: str = "GET"):
+    req = urllib.request.Request(url, method=method)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     if host:
@@ -103,6 +103,8 @@ def test_uvicorn_serves_the_asgi_app_and_sigterm_stops_it_cleanly(home, cli, doc
         assert code == 401 and body["error"]["code"] == "unauthorized"
         code, body = _get(f"{info.url}/api/v1/sources", token=info.token)
         assert code == 200 and [s["source_id"] for s in body] == ["docs"]
+        code, body = _get(f"{info.url}/api/v1/status", token=info.token, method="PUT")
+        assert code == 405 and body["error"]["code"] == "method_not_allowed"
 
         # A second server on the same index is refused with a message naming the first.
         second = subprocess.run(
