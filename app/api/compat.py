@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import os
 import signal
@@ -230,6 +231,10 @@ class ApiService:
 
     def _served_at(self, host: str, port: int) -> None:
         if self.url is not None or self.settings is None:
+            return
+        try:  # a real server's own address (a test client's may be a made-up name)
+            ipaddress.ip_address(host)
+        except ValueError:
             return
         if host in ("0.0.0.0", "", "::"):
             host = "127.0.0.1" if host != "::" else "::1"
