@@ -9,8 +9,33 @@ index (the tray, `lancedb-sync run`, `lancedb-sync api`), on that process's asyn
   in the app's own shutdown order; `discovery.py`: the 0600 `api.json` (URL and token) that
   other programs and the command line read; `client.py`: the command line's client (stdlib
   only, so a command routed through a running app starts fast).
-- `compat.py`: the seed's entry points (`create_api_service`, `create_sync_system`).
+- `compat.py`: the original system's entry points, `create_api_service()` (an ASGI app whose
+  lifespan runs the Service) and `create_sync_system()` (Service and API together, with signal
+  handling); `asgi.py`: `uvicorn app.api.asgi:app`.
 
-Nothing here is imported by the layers below; only `discovery` and `client` are imported by
-the command line before it knows whether a server runs.
+`from app.api import create_api_service, create_sync_system, create_orchestration_service`
+works, and imports FastAPI only then: the command line imports `app.api.discovery` early, so
+this package itself stays light. Nothing here is imported by the layers below.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.api.compat import create_api_service, create_sync_system
+    from app.service.orchestrator import create_orchestration_service
+
+__all__ = ["create_api_service", "create_orchestration_service", "create_sync_system"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("create_api_service", "create_sync_system"):
+        from app.api import compat
+
+        return getattr(compat, name)
+    if name == "create_orchestration_service":
+        from app.service.orchestrator import create_orchestration_service
+
+        return create_orchestration_service
+    raise AttributeError(name)

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
+from starlette.routing import Match
 
 from app import __version__
 from app.api.errors import ApiError, install_error_handlers
@@ -53,7 +54,15 @@ def create_app(service: Any, *, token: str, extra_hosts: tuple[str, ...] = (),
 
     @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
                    include_in_schema=False)
-    async def unknown(path: str) -> None:
+    async def unknown(request: Request, path: str) -> None:
+        # This catch-all also matches a known path asked with another method: say so (405).
+        allowed = [m for m in ("GET", "POST", "DELETE") if any(
+            r.matches({**request.scope, "method": m})[0] == Match.FULL
+            for r in api.router.routes if getattr(r, "endpoint", None) is not unknown)]
+        if allowed:
+            raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed on "
+                           f"/{path}; use {' or '.join(allowed)}.",
+                           headers={"Allow": ", ".join(allowed)})
         raise ApiError(404, "not_found", f"No route /{path}. See /docs for the routes.")
 
     app: Any = api
