@@ -163,7 +163,7 @@ class ApiService:
 
     async def startup(self) -> None:
         from app.api.app import create_app
-        from app.api.server import _names_for
+        from app.api.server import names_for
         from app.config import ConfigError
 
         self._loop = asyncio.get_running_loop()
@@ -189,7 +189,7 @@ class ApiService:
             origins = tuple(o.strip() for o in (settings.api_cors_origins or "").split(",")
                             if o.strip())
             self._inner = create_app(self.service, token=self._token,
-                                     extra_hosts=_names_for(settings.api_host or "127.0.0.1"),
+                                     extra_hosts=names_for(settings.api_host or "127.0.0.1"),
                                      cors_origins=origins)
             # The token now; the address as soon as it is known (the server binds its socket
             # after this startup, so it is found among this process's sockets, or in the

@@ -78,7 +78,7 @@ class Guard:
 
 async def _refuse(send: Send, status: int, code: str, message: str,
                   extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(error_body(code, message)).encode()
+    body = json.dumps(error_body(code, message), separators=(",", ":")).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()), *(extra or [])]})

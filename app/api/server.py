@@ -60,7 +60,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _names_for(host: str) -> tuple[str, ...]:
+def names_for(host: str) -> tuple[str, ...]:
     """Host names a widened API also answers to (besides loopback)."""
     if is_loopback(host):
         return ()
@@ -105,7 +105,7 @@ class ApiServer:
         origins = tuple(o.strip() for o in (self.settings.api_cors_origins or "").split(",")
                         if o.strip())
         self.app = create_app(self.service, token=self._token,
-                              extra_hosts=_names_for(self.host), cors_origins=origins)
+                              extra_hosts=names_for(self.host), cors_origins=origins)
         sock = bind(self.host, self.port)
         port = sock.getsockname()[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
