@@ -34,7 +34,8 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "state": self.state,
                 "created_at": self.created_at, "finished_at": self.finished_at,
-                "progress": self.progress, "result": self.result, "error": self.error}
+                "progress": self.progress, "result": self.result, "error": self.error,
+                "cancel_requested": self.cancel.is_set()}
 
 
 class Jobs:

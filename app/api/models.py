@@ -109,3 +109,4 @@ class JobOut(BaseModel):
     progress: dict[str, Any]
     result: Any = None
     error: str | None = None
+    cancel_requested: bool = False

@@ -203,7 +203,8 @@ async def manual_sync(request: Request, body: ManualSyncIn | None = None) -> dic
                               total=p.total)
 
         reports = await service.sync_once(ids, on_progress=progress, cancel=job.cancel)
-        if job.cancel.is_set() and not any(r.cancelled for r in reports):
+        if job.cancel.is_set() and len(reports) == len(ids) and not any(
+                r.cancelled for r in reports):
             job.cancel.clear()  # the pass ran to its end: the job is done, not cancelled
         return [r.as_dict() for r in reports]
 

@@ -27,8 +27,8 @@ from app.cli.output import ctrl_c_cancels
 __all__ = ["ApiRequestError", "ApiUnreachable", "JobInterrupted", "client_for", "fail",
            "follow_job"]
 
-POLL_S = 1.0
-_NOTHING = object()  # how often a followed job is also asked for directly (the stream may be quiet)
+POLL_S = 1.0  # how often a followed job is also asked for directly (the stream may be quiet)
+_NOTHING = object()
 
 
 def client_for(settings: Any) -> ApiClient | None:

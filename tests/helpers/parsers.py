@@ -83,3 +83,12 @@ def flaky(path: str) -> Extracted:
     if Path(path + ".fail").exists():
         raise ValueError("the parser could not read this file (marker present)")
     return ok(path)
+
+
+def gated(path: str) -> Extracted:
+    """Waits while the file named by LANCEDB_SYNC_TEST_GATE exists, then parses as `ok`: holds
+    a pass mid-batch for exactly as long as a test needs."""
+    gate = os.environ.get("LANCEDB_SYNC_TEST_GATE")
+    while gate and os.path.exists(gate):
+        time.sleep(0.02)
+    return ok(path)

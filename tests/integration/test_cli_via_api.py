@@ -158,3 +158,63 @@ def test_a_server_that_does_not_answer_means_in_process(cli, home, docs):
     assert r.out.startswith("docs: added 1,")
     assert json.loads(cli.ok("status", "--json").out)["documents"] == 1
     assert cli.ok("failed").out == "No failed or skipped files.\n"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sync_running_in_the_app_and_the_next_one_finishes_it(cli, home, docs,
+                                                                                tmp_path):
+    """`sync` through the app, interrupted: the app's pass stops at a batch boundary, the
+    command says so with exit 130, nothing half-written is kept, and a later sync adds the
+    rest. The parser waits on a gate file, so the pass is certainly under way at Ctrl-C."""
+    from app.api.client import ApiClient
+
+    cli.ok("sources", "add", "local", str(docs), "--pattern", "*.gated")
+    cli.write_config('[extractors]\n".gated" = "tests.helpers.parsers:gated"\n')
+    settings = load_settings(home=home)
+    gate = tmp_path / "gate"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LANCEDB_SYNC_TEST_GATE": str(gate)}
+    daemon = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "run",
+                               "--plain", "--no-watch"], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    n = 300
+    try:
+        _wait(lambda: read_running(settings.state_dir) is not None or daemon.poll() is not None,
+              what="api.json naming the server")
+        assert daemon.poll() is None, daemon.communicate()
+        client = ApiClient.from_info(read_running(settings.state_dir))
+        _wait(lambda: client.get("/api/v1/status")["sources"][0]["last_sync"] is not None,
+              what="the app's first pass (of an empty folder)")
+        gate.write_text("")
+        for i in range(n):
+            (docs / f"g{i:03}.gated").write_text(f"gated note {i} about echidnas\n")
+        sync = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "sync"],
+                                env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        _wait(lambda: client.get("/api/v1/status")["current"] == "docs",
+              what="the sync's pass to be under way (held by the gate)")
+        sync.send_signal(signal.SIGINT)
+        _wait(lambda: any(j["kind"] == "sync" and j["cancel_requested"]
+                          for j in client.get("/api/v1/jobs")), what="the job to be cancelled")
+        gate.unlink()  # the parse under way ends; the pass stops at the batch boundary
+        out, err = sync.communicate(timeout=180)
+        assert sync.returncode == 130, (out, err)
+        assert "interrupted" in err and "nothing half-written was kept" in err, err
+        assert "Traceback" not in err
+        (job,) = [j for j in client.get("/api/v1/jobs") if j["kind"] == "sync"]
+        assert job["state"] == "cancelled", job
+        (report,) = job["result"]
+        assert report["cancelled"] and report["added"] < n
+        assert client.get("/api/v1/status")["sources"][0]["last_sync"]["outcome"] == "cancelled"
+    finally:
+        gate.unlink(missing_ok=True)
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.communicate(timeout=120)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    assert daemon.returncode == 0
+    # In-process now: a sync completes what was left, and the index is whole.
+    cli.ok("sync")
+    assert json.loads(cli.ok("status", "--json").out)["documents"] == n
+    assert cli("check").code == 0
