@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the .deb into this machine and checks the installed app as a user would meet it:
-# self-check, index a folder, search it, start the tray under Xvfb with a tray host (screenshot),
+# self-check, index a folder, search it, serve the REST API (run), start the tray under Xvfb with a tray host (screenshot),
 # a second launch brings its window forward, then uninstall (program gone, user data kept).
 #
 #   sudo packaging/smoke-test.sh dist/lancedb-sync_<v>_<arch>.deb [OUTDIR]
@@ -45,6 +45,53 @@ printf 'Sourdough needs a lively starter, flour, water and patience.\n' > "$WORK
 lancedb-sync sources add local "$WORK/docs" --id notes >/dev/null
 lancedb-sync sync >/dev/null
 lancedb-sync search "who trims the wick" -k 1 --json | grep -q lighthouse.md
+
+say "REST API of the installed app (run --plain --no-watch)"
+# uvicorn loads its protocol classes by name: only a frozen app that really serves proves they
+# were bundled. /health needs no token; the rest needs the one in api.json; /docs serves the
+# bundled Swagger UI files.
+API_JSON="$HOME/.local/share/lancedb-sync/state/api.json"
+t0=$(now)
+lancedb-sync run --plain --no-watch >"$OUT/api-run.txt" 2>&1 &
+RUN_PID=$!
+for _ in $(seq 600); do
+    grep -q '"url"' "$API_JSON" 2>/dev/null && break
+    kill -0 "$RUN_PID" 2>/dev/null || break
+    sleep 0.05
+done
+API_S=$(secs "$t0" "$(now)")
+grep -q '"url"' "$API_JSON" || { echo "the API did not start" >&2; cat "$OUT/api-run.txt" >&2; exit 1; }
+python3 - "$API_JSON" <<'PY'
+import json, sys, urllib.error, urllib.request
+api = json.load(open(sys.argv[1]))
+def get(path, token=None):
+    req = urllib.request.Request(api["url"] + path)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+status, body = get("/health")
+assert status == 200, (status, body)
+assert get("/api/v1/status")[0] == 401, "the API answered without its token"
+status, body = get("/api/v1/status", api["token"])
+assert status == 200 and "sources" in json.loads(body), (status, body[:300])
+status, body = get("/api/v1/search?q=who+trims+the+wick&k=1", api["token"])
+assert status == 200 and "lighthouse.md" in body.decode(), (status, body[:300])
+status, body = get("/docs", api["token"])
+assert status == 200 and b"/docs/assets/swagger-ui-bundle.js" in body, (status, body[:300])
+for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+    status, body = get("/docs/assets/" + asset, api["token"])
+    assert status == 200 and len(body) > 500, (asset, status, len(body))
+PY
+kill -TERM "$RUN_PID"
+RUN_RC=0
+wait "$RUN_PID" || RUN_RC=$?
+[ "$RUN_RC" -eq 0 ] || { echo "run exited $RUN_RC after SIGTERM" >&2; cat "$OUT/api-run.txt" >&2; exit 1; }
+# Stopped cleanly: api.json no longer names a URL.
+if grep -q '"url"' "$API_JSON"; then echo "api.json still names a URL after stop" >&2; exit 1; fi
 
 say "tray under Xvfb with trayer"
 DISPLAY_NUM=":$(( 90 + RANDOM % 9 ))"
@@ -93,7 +140,7 @@ DEBIAN_FRONTEND=noninteractive apt-get remove -y -q lancedb-sync >/dev/null
 DEB_MB=$(python3 -c "import os; print(round(os.path.getsize('$DEB') / 1e6, 1))")
 cat > "$OUT/smoke.json" <<JSON
 {"deb": "$(basename "$DEB")", "deb_mb": $DEB_MB, "self_check_s": $SELF_CHECK_S,
- "tray_start_s": $TRAY_S, "screenshot": "$OUT/installed-tray.png"}
+ "api_start_s": $API_S, "tray_start_s": $TRAY_S, "screenshot": "$OUT/installed-tray.png"}
 JSON
 cat "$OUT/smoke.json"
 say "passed"
