@@ -86,6 +86,8 @@ for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
     status, body = get("/docs/assets/" + asset, api["token"])
     assert status == 200 and len(body) > 500, (asset, status, len(body))
 PY
+# The command line asks the running app instead of opening the index.
+lancedb-sync search "who trims the wick" -k 1 --json | grep -q lighthouse.md
 kill -TERM "$RUN_PID"
 RUN_RC=0
 wait "$RUN_PID" || RUN_RC=$?
