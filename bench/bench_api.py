@@ -255,6 +255,7 @@ async def scenario(root: Path, args: argparse.Namespace) -> dict:
     from app.models import SourceConfig, SourceType
     from app.service import Service
 
+    r: dict = {"loadavg_start": os.getloadavg()[0]}
     docs = python_docs_dir()
     watched = root / "corpus"
     copy_tree(docs, watched / "docs")
@@ -264,7 +265,6 @@ async def scenario(root: Path, args: argparse.Namespace) -> dict:
     await service.start()
     probe = LagProbe()
     probe.start()
-    r: dict = {}
     server = None
     try:
         t0 = time.monotonic()
@@ -364,6 +364,7 @@ async def scenario(root: Path, args: argparse.Namespace) -> dict:
         server = None
         r["cold_cli_inproc"] = [await asyncio.to_thread(timed_cmd, cli, env, "argparse")
                                 for _ in range(args.cold_inproc_runs)]
+        r["loadavg_end"] = os.getloadavg()[0]
         service.search = real_search
     finally:
         if server is not None:
@@ -446,7 +447,8 @@ def report(r: dict, args: argparse.Namespace) -> str:
         f"single client searched: p99 {pct(r['a_lag'], 0.99) * 1000:.1f} ms. Initial ingest by "
         f"the service: {r['ingest_s']:.1f} s. The in-process `python -m app search` imports "
         "LanceDB and loads the model; the other two cold figures are a new Python process and "
-        "one HTTP request.",
+        f"one HTTP request. The machine's load average (1 min) was {r['loadavg_start']:.1f} at "
+        f"the start and {r['loadavg_end']:.1f} at the end.",
     ]
     return "\n".join(lines) + "\n"
 
