@@ -31,6 +31,17 @@ def eta(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def time_left(seconds: float | None, done: int, total: int) -> str:
+    """The remaining time of a pass, for people, or "" while an estimate would mislead: before
+    anything is committed (the rate is not known yet), once all is done, or with no estimate.
+    Under 10 s it says "a few seconds left" rather than a count that reads "0 s"."""
+    if seconds is None or done <= 0 or done >= total or seconds < 0:
+        return ""
+    if seconds < 10:
+        return "a few seconds left"
+    return f"about {duration(seconds)} left"
+
+
 def duration(seconds: float) -> str:
     """A rough length of time: "12 s", "4 min", "1.5 h" (estimates, costs)."""
     if seconds < 90:

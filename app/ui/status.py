@@ -92,6 +92,47 @@ def fetch_snapshot(service: Any) -> Snapshot:
                     tuple(failed))
 
 
+def pass_progress(source: SourceStatus | None,
+                  latest: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The pass under way for a source, as the bridge's progress data: the bridge's latest
+    event (fresher) or else the status's `progress`; None when no pass is indexing."""
+    if latest and latest.get("phase") == "indexing":
+        return latest
+    info = source.progress if source is not None else None
+    if info is not None and info.phase == "indexing":
+        return {"phase": info.phase, "done": info.done, "total": info.total,
+                "failed": info.failed, "current": info.current, "rate": info.rate,
+                "eta_s": info.eta_s, "parsed": info.parsed}
+    return None
+
+
+def live_documents(source: SourceStatus, progress: dict[str, Any] | None = None) -> int:
+    """Documents searchable now. The count is read when a pass ends; a source that had none
+    then is in its first pass, whose committed documents (`done`) are all new."""
+    if source.documents or not progress:
+        return source.documents
+    return int(progress.get("done") or 0)
+
+
+def indexing_text(source_id: str, progress: dict[str, Any]) -> str:
+    """What a pass is doing, in words: "Indexing docs: 120 of 394 files"."""
+    done, total = int(progress.get("done") or 0), int(progress.get("total") or 0)
+    if not total:
+        return f"Indexing {source_id}…"
+    return f"Indexing {source_id}: {done:,} of {total:,} file{'s' if total != 1 else ''}"
+
+
+def live_progress(snap: Snapshot, latest: dict[str, dict[str, Any]] | None = None,
+                  ) -> dict[str, dict[str, Any]]:
+    """Every source's pass under way (see `pass_progress`), by source id."""
+    out = {}
+    for s in snap.sources:
+        p = pass_progress(s, (latest or {}).get(s.source_id))
+        if p is not None:
+            out[s.source_id] = p
+    return out
+
+
 def tray_state(snap: Snapshot, attention: dict[str, str] | None = None,
                busy: set[str] | None = None) -> str:
     """One of STATES. `attention` maps a key (source id or "keyring") to a reason; `busy` holds
@@ -118,17 +159,21 @@ def summary_line(snap: Snapshot, state: str, attention: dict[str, str] | None = 
                  progress: dict[str, dict[str, Any]] | None = None) -> str:
     """The tooltip and the menu's status line, e.g. "12,345 documents · synced 2 min ago"."""
     if not snap.sources:
-        return "No sources yet — add a folder in Sources…"
-    docs = f"{snap.documents:,} document{'s' if snap.documents != 1 else ''}"
+        return "No sources yet — add a folder to index"
+    passes = live_progress(snap, progress)
+    n = sum(live_documents(s, passes.get(s.source_id)) for s in snap.sources)
+    docs = f"{n:,} document{'s' if n != 1 else ''}"
     if state == PAUSED:
         return f"{docs} · paused {until_text(snap.paused_until)}"
     if state == ERROR:
         bad = [s.source_id for s in snap.sources if s.state == "error"]
         return f"{docs} · error in {', '.join(bad) or 'a source'}"
     if state == SYNCING:
-        for sid, p in (progress or {}).items():
-            if p.get("phase") == "indexing" and p.get("total"):
-                return f"{docs} · syncing {sid}: {p.get('done', 0):,}/{p['total']:,}"
+        for sid, p in passes.items():
+            if p.get("total"):
+                doing = indexing_text(sid, p)
+                # Nothing searchable yet: the pass says it all ("0 documents" would mislead).
+                return f"{doing}…" if not n else f"{docs} · {doing[0].lower()}{doing[1:]}…"
         return f"{docs} · syncing…"
     last = snap.last_sync()
     tail = f"synced {ago(last)}" if last else "not synced yet"

@@ -21,17 +21,6 @@ def fmt_count(n: int | None) -> str:
     return f"{int(n or 0):,}"
 
 
-def fmt_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
-
-
 def fmt_time(ts: float | None) -> str:
     if not ts:
         return "never"

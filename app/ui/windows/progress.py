@@ -33,11 +33,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui import status as st
-from app.ui.windows.common import Banner, PlaceholderList, fmt_eta, muted, setup_window
+from app.ui.windows.common import Banner, PlaceholderList, muted, setup_window
+from app.wording import time_left
 
 if TYPE_CHECKING:
     from app.service.status import SourceStatus
     from app.ui.controller import TrayApp
+
+IDLE_PLACEHOLDER = ("Nothing has changed since LanceDB Sync started. Documents added, changed or "
+                    "removed will be listed here.")
+BUSY_PLACEHOLDER = "What this sync adds, changes or removes is listed here when it ends."
 
 STATE_WORDS = {"idle": "Up to date", "queued": "Queued", "scanning": "Looking for changes…",
                "indexing": "Indexing", "error": "Error", "maintaining": "Tidying the index…"}
@@ -81,21 +86,21 @@ class SourceProgress(QWidget):
     def show_status(self, source: SourceStatus, progress: dict[str, Any] | None,
                     why: str) -> None:
         state = source.state or "idle"
-        docs, failed = source.documents, source.failed
-        p = progress if progress and progress.get("phase") == "indexing" else None
+        p = st.pass_progress(source, progress)
+        docs, failed = st.live_documents(source, p), source.failed
         if p and p.get("total"):
             done, total = int(p.get("done") or 0), int(p["total"])
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
             self.bar.setFormat(f"{done:,} / {total:,}")
             rate = float(p.get("rate") or 0)
-            eta = fmt_eta(p.get("eta_s"))
             bits = [f"{done:,} of {total:,} changed files indexed",
                     f"{int(p.get('parsed') or 0):,} read"]
-            if rate:
+            if rate and done:
                 bits.append(f"{rate:,.1f} files/s")
-            if eta:
-                bits.append(f"about {eta} left")
+            left = time_left(p.get("eta_s"), done, total)
+            if left:
+                bits.append(left)
             if p.get("failed"):
                 bits.append(f"{p['failed']:,} failed")
             self.counts.setText(" · ".join(bits))
@@ -185,8 +190,7 @@ class ProgressWindow(QWidget):
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(self.sources_box)
 
-        self.activity = PlaceholderList("Nothing has changed since LanceDB Sync started. Documents "
-                                        "added, changed or removed will be listed here.")
+        self.activity = PlaceholderList(IDLE_PLACEHOLDER)
         self.activity.setObjectName("activity")
         self.activity.setAlternatingRowColors(True)
         self.activity.setWordWrap(True)
@@ -234,8 +238,18 @@ class ProgressWindow(QWidget):
         ledger_lay.addWidget(self.failed, 1)
         ledger_lay.addWidget(self.detail)
         ledger_lay.addLayout(buttons)
+        # What runs now, above the list of what has happened (the list grows when passes end).
+        self.now = QLabel()
+        self.now.setObjectName("now")
+        self.now.setWordWrap(True)
+        self.now.hide()
+        activity = QWidget()
+        activity_lay = QVBoxLayout(activity)
+        activity_lay.setContentsMargins(0, 4, 0, 0)
+        activity_lay.addWidget(self.now)
+        activity_lay.addWidget(self.activity, 1)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.activity, "Activity")
+        self.tabs.addTab(activity, "Activity")
         self.tabs.addTab(ledger, "Failed files")
 
         lay = QVBoxLayout(self)
@@ -296,6 +310,7 @@ class ProgressWindow(QWidget):
                 self.sources_layout.insertWidget(i + 1, row)
             row.show_status(source, self.c.bridge.latest_progress.get(sid),
                             st.why_slow(source, snap, self.c.attention))
+        self._show_now()
         self._fill_ledger(snap.failed)
         # The sources take the room they need (up to a limit); the lists below get the rest.
         self.scroll.setFixedHeight(min(360, self.sources_box.sizeHint().height() + 4))
@@ -307,6 +322,27 @@ class ProgressWindow(QWidget):
             row.show_status(dataclasses.replace(source, state="indexing"), data,
                             st.why_slow(source, self.c.snapshot, self.c.attention))
             self.headline.setText(self.c.summary())
+            self._show_now()
+
+    def _show_now(self) -> None:
+        """The line above the activity list: what the pass under way is doing."""
+        snap = self.c.snapshot
+        passes = st.live_progress(snap, self.c.bridge.latest_progress)
+        busy = bool(passes or self.c.busy or snap.current)
+        lines = [st.indexing_text(sid, p) + "…" for sid, p in passes.items()]
+        if not lines and busy:
+            sid = snap.current or next(iter(sorted(self.c.busy)), "")
+            source = snap.source(sid)
+            state = source.state if source is not None else ""
+            lines = [{"scanning": f"Looking for changes in {sid}…",
+                      "maintaining": f"Tidying the index after {sid}…"}.get(
+                          state, f"Syncing {sid}…" if sid else "Syncing…")]
+        self.now.setText("\n".join(lines))
+        self.now.setVisible(bool(lines))
+        placeholder = BUSY_PLACEHOLDER if busy else IDLE_PLACEHOLDER
+        if self.activity.placeholder != placeholder:
+            self.activity.placeholder = placeholder
+            self.activity.viewport().update()
 
     def add_activity(self, t: float, level: str, text: str) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(t))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
@@ -186,6 +187,7 @@ class SourceDialog(QDialog):
         dialog = QFileDialog(self, "Choose a folder to index")
         dialog.setFileMode(QFileDialog.FileMode.Directory)
         dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setDirectory(str(Path.home()))  # not the process's working directory
         dialog.fileSelected.connect(self.add_folder)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()  # not exec(): the event loop keeps running
@@ -291,8 +293,11 @@ class SourcesWindow(QWidget):
             elif not s.enabled:
                 state = "disabled"
             state = STATE_WORDS.get(state, state.capitalize())
+            p = st.pass_progress(s, self.c.bridge.latest_progress.get(sid))  # a pass under way
+            if p and p.get("total") and not snap.paused:
+                state = f"Indexing {int(p.get('done') or 0):,} of {int(p['total']):,}"
             cells = [sid, TYPE_LABELS.get(s.source_type, s.source_type),
-                     source_location(cfg), f"{s.documents:,}",
+                     source_location(cfg), f"{st.live_documents(s, p):,}",
                      f"{s.failed:,}", st.ago(last) if last else "never", state]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)

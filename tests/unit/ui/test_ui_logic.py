@@ -50,9 +50,41 @@ def test_summary_line_reads_like_a_sentence():
     assert line.startswith("12,345 documents · paused until ")
     line = st.summary_line(st.Snapshot((src(state="indexing"),)), st.SYNCING,
                            progress={"docs": {"phase": "indexing", "done": 10, "total": 200}})
-    assert line == "12,345 documents · syncing docs: 10/200"
+    assert line == "12,345 documents · indexing docs: 10 of 200 files…"
     assert "needs attention: the keyring is locked" in st.summary_line(
         st.Snapshot((src(),)), st.ATTENTION, {"keyring": "the keyring is locked"})
+
+
+def test_first_sync_says_what_is_happening_not_zero_documents():
+    from app.service.status import PassInfo
+
+    first = src(documents=0, state="indexing",
+                progress=PassInfo("indexing", done=120, total=394, rate=40.0, eta_s=6.8))
+    snap = st.Snapshot((first,))
+    # No bridge event yet: the status's own progress speaks.
+    assert st.summary_line(snap, st.SYNCING) == "120 documents · indexing docs: 120 of 394 files…"
+    assert st.pass_progress(first)["total"] == 394
+    nothing_yet = src(documents=0, state="indexing", progress=PassInfo("indexing", 0, 394))
+    assert st.summary_line(st.Snapshot((nothing_yet,)), st.SYNCING) == \
+        "Indexing docs: 0 of 394 files…"
+    # A newer bridge event wins over the status's progress.
+    line = st.summary_line(snap, st.SYNCING, progress={"docs": {"phase": "indexing", "done": 200,
+                                                                "total": 394}})
+    assert line == "200 documents · indexing docs: 200 of 394 files…"
+    # Not indexing: the counts as they are.
+    assert st.pass_progress(src(progress=PassInfo("scanning"))) is None
+    assert st.live_documents(src(documents=7), {"done": 3}) == 7
+
+
+def test_time_left_is_hidden_until_it_means_something():
+    from app.wording import time_left
+
+    assert time_left(None, 10, 100) == ""
+    assert time_left(12.0, 0, 100) == ""  # nothing committed: no rate yet
+    assert time_left(0.4, 100, 100) == ""  # all done
+    assert time_left(0.4, 99, 100) == "a few seconds left"
+    assert time_left(75, 10, 100) == "about 75 s left"
+    assert time_left(600, 10, 100) == "about 10 min left"
 
 
 def test_snapshot_from_the_service_and_last_sync():
