@@ -153,6 +153,21 @@ class IndexOperations:
         return (sorted(",".join(i.columns) for i in store.chunks.list_indices()),
                 store.index_model[1])
 
+    def supported_types(self) -> list[tuple[str, str]]:
+        """The file types the index reads, as (extension without the dot, what it is called:
+        "PDF file"), the extractor registry's and the configured plugins', ordered by name then
+        extension (what the tray's type filter offers)."""
+        from app.core.extract.registry import BUILTIN_FORMATS, find_format
+
+        plugins = dict(self.settings.extractor_plugins or {})
+        exts = set(BUILTIN_FORMATS) | set(plugins)
+        types = []
+        for ext in exts:
+            fmt = find_format(ext, plugins)
+            if fmt is not None:
+                types.append((ext.lstrip("."), fmt.label))
+        return sorted(types, key=lambda t: (t[1].lower(), t[0]))
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Per source: indexed, failed and skipped documents, and chunks (from the sync state:
         never opens the index)."""
