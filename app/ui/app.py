@@ -112,7 +112,7 @@ def _run_tray(qapp: QApplication, settings: Any, home: str | None, window: str |
             controller.main_window_mode = True
             qapp.setQuitOnLastWindowClosed(True)
             controller.show_window(window or "progress")
-        controller.spawn(controller.start())
+        controller.spawn(controller.start(welcome=True))
         previous_handlers.update(_quit_on_signals(controller))
         log.info("tray ready in %.2f s (pid %d)", time.monotonic() - started, os.getpid())
         await stopped.wait()

@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 REFRESH_BUSY_MS = 1500
 REFRESH_IDLE_MS = 15000
-WINDOWS = ("progress", "sources", "search", "backup", "settings")
+WINDOWS = ("progress", "sources", "search", "backup", "settings", "welcome")
 
 
 class TrayApp(QObject):
@@ -41,6 +41,7 @@ class TrayApp(QObject):
     attention_changed = Signal()
     service_changed = Signal()  # started, stopped or restarted
     notified = Signal(str, str)  # title, message (tests and the activity list listen)
+    first_sync_done = Signal(str, str)  # source_id, message (Progress offers Search)
 
     def __init__(self, settings: Any, *, home: str | None = None) -> None:
         super().__init__()
@@ -62,6 +63,7 @@ class TrayApp(QObject):
         self.notify_limit = NotificationLimit()
         self.quitting = False
         self.main_window_mode = False
+        self.notice_action = "progress"  # the window a click on the latest notification opens
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dialogs: set[QWidget] = set()
         self._refreshing = False
@@ -119,12 +121,43 @@ class TrayApp(QObject):
 
     # -- life cycle -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, welcome: bool = False) -> None:
+        """Start the service; with `welcome` (the app's start), open the welcome window when
+        there is no source yet (a fresh home)."""
         from app.ui.autostart import Autostart
 
         self._poll.start()
         self.autostart_on = await self.run_blocking(Autostart(self.home).is_enabled)
         await self.start_service()
+        if welcome and self.first_run():
+            self.show_window("welcome")
+
+    def first_run(self) -> bool:
+        """No source yet, and a running service to add one to."""
+        return self.service is not None and not self.service.settings.sources
+
+    async def add_folder(self, path: str) -> str:
+        """Add a local folder as a source named after it (the welcome window's one step), and
+        announce its first sync when done. Returns the source's name; a ValueError says, for a
+        person, why it was not added."""
+        from app.models import SourceConfig, SourceType
+
+        service = self.service
+        if service is None:
+            raise ValueError("The sync service is not running yet; try again in a moment.")
+        folder = await self.run_blocking(lambda: Path(path).expanduser().resolve())
+        if not await self.run_blocking(folder.is_dir):
+            raise ValueError(f"Not a folder: {path}")
+        for s in service.settings.sources:
+            if str(folder) in (s.config.get("watch_paths") or []):
+                raise ValueError(f"{folder} is indexed already, as {s.source_id!r}.")
+        sid = source_name(folder.name, {s.source_id for s in service.settings.sources})
+        self.expect_first_sync(sid)
+        await service.add_source(SourceConfig(SourceType.LOCAL_FILESYSTEM, sid,
+                                              {"watch_paths": [str(folder)]}))
+        self._log("info", f"Added {folder} as {sid!r}; its first sync starts now")
+        self.request_refresh(0)
+        return sid
 
     async def start_service(self) -> None:
         # Light; the service imports the engine off the loop when it starts.
@@ -338,8 +371,9 @@ class TrayApp(QObject):
         if first and (report.get("added") or report.get("failed")):
             self._never_indexed.discard(sid)
             n = int(report.get("added", 0)) + int(report.get("modified", 0))
-            self.notify(f"first:{sid}", "First sync done",
-                        f"{sid}: {n:,} documents indexed and searchable.")
+            message = f"{sid}: {n:,} documents indexed and searchable."
+            self.notify(f"first:{sid}", "First sync done", message, action="search")
+            self.first_sync_done.emit(sid, message)
         self.request_refresh(0)
 
     def _on_error(self, sid: str, data: dict[str, Any]) -> None:
@@ -364,12 +398,17 @@ class TrayApp(QObject):
 
     # -- notifications --------------------------------------------------------------------------
 
-    def notify(self, key: str, title: str, message: str, *, error: bool = False) -> bool:
-        """A desktop notification, rate-limited; False when it was held back."""
+    def notify(self, key: str, title: str, message: str, *, error: bool = False,
+               action: str | None = None) -> bool:
+        """A desktop notification, rate-limited; False when it was held back. `action`: the
+        window a click on it opens (default Progress)."""
         if not self.settings.values.get("notifications", True):
             return False
         if not self.notify_limit.allow(key):
             return False
+        self.notice_action = action or "progress"
+        if action == "search":
+            message += " Click to search them."
         self.notified.emit(title, message)
         if self.tray is not None and self.tray.isVisible():
             icon = (QSystemTrayIcon.MessageIcon.Warning if error
@@ -425,11 +464,11 @@ class TrayApp(QObject):
         return w
 
     def _make_window(self, name: str) -> QWidget:
-        from app.ui.windows import backup, progress, search, settings, sources
+        from app.ui.windows import backup, progress, search, settings, sources, welcome
 
         cls = {"progress": progress.ProgressWindow, "sources": sources.SourcesWindow,
                "search": search.SearchWindow, "backup": backup.BackupWindow,
-               "settings": settings.SettingsWindow}[name]
+               "settings": settings.SettingsWindow, "welcome": welcome.WelcomeWindow}[name]
         return cls(self)
 
     def open_path(self, path: str | Path) -> None:
@@ -482,6 +521,17 @@ class TrayApp(QObject):
         """Hide these files from the ledger and the tray state (the service remembers)."""
         await self.run_blocking(self.reader().ignore, [e.doc_uid for e in entries])
         await self.refresh()
+
+
+def source_name(folder_name: str, taken: set[str]) -> str:
+    """A source name from a folder's name ("My Notes" → "my-notes"), not one of `taken`."""
+    import re
+
+    base = re.sub(r"[^\w.-]+", "-", folder_name).strip("-").lower() or "folder"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
 
 
 def delete_now(obj: QObject) -> None:

@@ -33,6 +33,7 @@ class Tray(QSystemTrayIcon):
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.setContextMenu(self.menu)
         self.activated.connect(self._on_activated)
+        self.messageClicked.connect(lambda: controller.show_window(controller.notice_action))
         self._animation = QTimer(self, interval=ANIMATION_MS)
         self._animation.timeout.connect(self._next_frame)
         controller.snapshot_changed.connect(lambda _s: self.update_state())
@@ -95,6 +96,8 @@ class Tray(QSystemTrayIcon):
         status.setEnabled(False)
         status.setObjectName("status")
         m.addSeparator()
+        if running and not c.service.settings.sources:  # a fresh home: the first step
+            self._add(m, "Add a folder…", lambda: c.show_window("welcome"), name="add_folder")
         self._add(m, "Sync now", c.sync_now, enabled=running and bool(c.snapshot.sources),
                   name="sync_now")
         pause = m.addMenu("Pause")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPainter, QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QPushButton, QWidget
 
 from app.ui.icons import app_icon, is_dark
 
@@ -43,7 +44,8 @@ def muted(widget: QWidget) -> None:
 
 
 class Banner(QFrame):
-    """A one-line message above a window's content: hidden when empty."""
+    """A one-line message above a window's content, with an optional button (`action`: its
+    label and what it does); hidden when empty."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,19 +55,33 @@ class Banner(QFrame):
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 6, 10, 6)
-        lay.addWidget(self.label)
+        lay.addWidget(self.label, 1)
+        self.button = QPushButton(self)
+        self.button.hide()
+        self.button.clicked.connect(self._clicked)
+        lay.addWidget(self.button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self._action: Callable[[], object] | None = None
         self.hide()
 
-    def show_message(self, text: str, level: str = "info") -> None:
+    def show_message(self, text: str, level: str = "info",
+                     action: tuple[str, Callable[[], object]] | None = None) -> None:
         if not text:
             self.hide()
             return
         self.label.setText(text)
+        self._action = action[1] if action else None
+        self.button.setText(action[0] if action else "")
+        self.button.setVisible(action is not None)
         self.setStyleSheet(f"#banner {{ background: {level_color(level)}; border-radius: 4px; }}")
         self.show()
 
     def clear(self) -> None:
+        self._action = None
         self.hide()
+
+    def _clicked(self) -> None:
+        if self._action is not None:
+            self._action()
 
 
 def setup_window(w: QWidget, title: str, width: int, height: int) -> None:

@@ -266,6 +266,8 @@ class ProgressWindow(QWidget):
         controller.attention_changed.connect(self.refresh)
         controller.service_changed.connect(self.refresh)
         controller.bridge.progress.connect(self._on_progress)
+        controller.first_sync_done.connect(self._on_first_sync)
+        self._done_message = ""
         self._failed_rows: list[st.FailedEntry] = []
         self.refresh()
 
@@ -295,8 +297,14 @@ class ProgressWindow(QWidget):
         self.pause_button.setEnabled(running)
         self.pause_button.setText("Resume" if snap.paused else "Pause")
         reasons = list(self.c.attention.values())
-        self.banner.show_message(" ".join(f"Needs attention: {r}." for r in reasons),
-                                 "warning")
+        if reasons:
+            self.banner.show_message(" ".join(f"Needs attention: {r}." for r in reasons),
+                                     "warning")
+        elif self._done_message:  # a first sync just ended: the next step is searching
+            self.banner.show_message(self._done_message, "info",
+                                     ("Search…", lambda: self.c.show_window("search")))
+        else:
+            self.banner.clear()
         ids = [s.source_id for s in snap.sources]
         self.empty.setVisible(not ids and running)
         for sid in list(self.rows):
@@ -323,6 +331,10 @@ class ProgressWindow(QWidget):
                             st.why_slow(source, self.c.snapshot, self.c.attention))
             self.headline.setText(self.c.summary())
             self._show_now()
+
+    def _on_first_sync(self, _sid: str, message: str) -> None:
+        self._done_message = f"First sync done — {message}"
+        self.refresh()
 
     def _show_now(self) -> None:
         """The line above the activity list: what the pass under way is doing."""
@@ -363,8 +375,7 @@ class ProgressWindow(QWidget):
                 self.pause_button.rect().bottomLeft()))
 
     def _add_source(self) -> None:
-        w = self.c.show_window("sources")
-        w.add_source()  # type: ignore[attr-defined]
+        self.c.show_window("welcome")  # the first folder: the welcome window's one step
 
     # -- the ledger -------------------------------------------------------------------------------
 
@@ -424,6 +435,10 @@ class ProgressWindow(QWidget):
         if entries:
             text = "\n".join(f"{e.path}: {e.reason}" for e in entries)
             QGuiApplication.clipboard().setText(text)
+
+    def hideEvent(self, event: Any) -> None:
+        self._done_message = ""  # said once; the next opening shows the live state
+        super().hideEvent(event)
 
     def closeEvent(self, event: Any) -> None:
         if self.c.main_window_mode and not self.c.quitting:
