@@ -3,7 +3,10 @@
 none runs (`TrayApp.reader`).
 
 Typing waits `DEBOUNCE_MS` before searching; a newer query makes older results stale (they are
-dropped when they arrive). Keyboard: ↓/↑ move through results from the query box, Enter opens
+dropped when they arrive); "Searching…" shows while one runs. Filters: mode, source, file type
+(the types the index reads, from `Service.supported_types`), folder (a picker that opens in the
+home folder). Opening a document that no application can open shows why in a banner.
+Keyboard: ↓/↑ move through results from the query box, Enter opens
 the document (at its page for PDFs where the viewer allows), Ctrl+Shift+C copies its path
 (Ctrl+C too when the list has focus), Ctrl+L returns to the query, Esc closes.
 """
@@ -17,18 +20,22 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -36,7 +43,7 @@ from PySide6.QtWidgets import (
 from app.models import SearchFilters
 from app.ui import status as st
 from app.ui.icons import is_dark
-from app.ui.windows.common import muted, setup_window
+from app.ui.windows.common import Banner, muted, setup_window
 
 if TYPE_CHECKING:
     from app.ui.controller import TrayApp
@@ -44,7 +51,8 @@ if TYPE_CHECKING:
 DEBOUNCE_MS = 250
 RESULTS = 20
 MODES = (("Hybrid", "hybrid"), ("Semantic", "vector"), ("Keyword", "fts"))
-TYPES = ("Any type", "pdf", "md", "txt", "docx", "pptx", "xlsx", "html", "csv", "epub", "eml")
+ANY_TYPE = "Any type"
+OPEN_CHECK_S = 2.0  # how long a launcher has to fail before the document counts as opened
 
 
 def highlight(snippet: str) -> str:
@@ -97,12 +105,29 @@ class SearchWindow(QWidget):
         self.source = QComboBox()
         self.source.setMinimumContentsLength(10)
         self.type = QComboBox()
-        self.type.addItems(TYPES)
+        self.type.setObjectName("type")
+        self.type.addItem(ANY_TYPE, "")  # the rest: the types the index reads (load_types)
         self.type.setEditable(True)
         self.type.setToolTip("A file extension (pdf) or a MIME prefix (text/)")
         for combo in (self.mode, self.source, self.type):
             combo.currentIndexChanged.connect(lambda _i: self._schedule(now=True))
         self.type.editTextChanged.connect(lambda _t: self._schedule())
+        self.folder: str = ""  # only documents under this folder ("" for all)
+        self.folder_button = QPushButton("Any folder…")
+        self.folder_button.setObjectName("folder")
+        self.folder_button.setToolTip("Only documents in a folder (and its sub-folders)")
+        self.folder_button.clicked.connect(self.pick_folder)
+        self.folder_clear = QPushButton("×")
+        self.folder_clear.setToolTip("Any folder")
+        self.folder_clear.setMaximumWidth(28)
+        self.folder_clear.hide()
+        self.folder_clear.clicked.connect(lambda: self.set_folder(""))
+        self.folder_dialog: QFileDialog | None = None
+        self.searching = QLabel("Searching…")
+        self.searching.setObjectName("searching")
+        muted(self.searching)
+        self.searching.hide()
+        self.banner = Banner()
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Mode:"))
         filters.addWidget(self.mode)
@@ -110,7 +135,11 @@ class SearchWindow(QWidget):
         filters.addWidget(self.source)
         filters.addWidget(QLabel("Type:"))
         filters.addWidget(self.type)
+        filters.addWidget(QLabel("In:"))
+        filters.addWidget(self.folder_button)
+        filters.addWidget(self.folder_clear)
         filters.addStretch(1)
+        filters.addWidget(self.searching)
 
         self.results = QListWidget()
         self.results.setObjectName("results")
@@ -130,6 +159,7 @@ class SearchWindow(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(self.query)
         lay.addLayout(filters)
+        lay.addWidget(self.banner)
         lay.addWidget(self.message, 1)
         lay.addWidget(self.results, 1)
         lay.addWidget(self.footer)
@@ -144,6 +174,7 @@ class SearchWindow(QWidget):
         controller.snapshot_changed.connect(lambda _s: self._update_sources())
         self._update_sources()
         self._show_message()
+        self.types_loaded = controller.spawn(self.load_types())
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -162,6 +193,43 @@ class SearchWindow(QWidget):
         self.source.blockSignals(False)
         if not self.query.text():
             self._show_message()
+
+    async def load_types(self) -> None:
+        """The type filter's choices: what the index reads (the extractor registry and the
+        configured plugins, through the Service), not a copy kept here."""
+        types = await self.c.run_blocking(self.c.reader().supported_types)
+        typed = self.type.currentText()
+        self.type.blockSignals(True)
+        while self.type.count() > 1:
+            self.type.removeItem(1)
+        for ext, label in types:
+            self.type.addItem(ext, ext)
+            self.type.setItemData(self.type.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
+        self.type.setCurrentText(typed)
+        self.type.blockSignals(False)
+
+    def pick_folder(self) -> QFileDialog:
+        """Choose the folder filter; the picker opens in the home folder (or the folder
+        chosen before), and the choice arrives in `set_folder`."""
+        start = self.folder or str(Path.home())
+        dialog = QFileDialog(self, "Search only in this folder", start)
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.fileSelected.connect(self.set_folder)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(lambda _r: setattr(self, "folder_dialog", None))
+        self.folder_dialog = dialog
+        dialog.open()  # not exec(): the event loop keeps running
+        return dialog
+
+    def set_folder(self, path: str) -> None:
+        self.folder = str(Path(path).expanduser()).rstrip("/\\") if path else ""
+        name = Path(self.folder).name if self.folder else ""
+        self.folder_button.setText(name or "Any folder…")
+        self.folder_button.setToolTip(self.folder or "Only documents in a folder (and its "
+                                                     "sub-folders)")
+        self.folder_clear.setVisible(bool(self.folder))
+        self._schedule(now=True)
 
     def _show_message(self, text: str | None = None) -> None:
         if text is None:
@@ -188,23 +256,30 @@ class SearchWindow(QWidget):
         if not query:
             self.hits = []
             self.results.clear()
+            self.searching.hide()
             self._show_message()
             return
         file_type = self.type.currentText().strip()
-        file_type = "" if file_type == TYPES[0] else file_type
-        filters = SearchFilters(self.source.currentData() or None, file_type or None)
+        file_type = "" if file_type == ANY_TYPE else file_type
+        prefix = self.folder + os.sep if self.folder else None
+        filters = SearchFilters(self.source.currentData() or None, file_type or None, prefix)
         # The service is picked here, on the UI thread: a restarted one has new settings.
         search = functools.partial(self.c.reader().search, query, k=RESULTS,
                                    mode=self.mode.currentData(), filters=filters)
         loop = asyncio.get_running_loop()
+        self.searching.show()
+        if not self.hits:
+            self._show_message(f"Searching for “{query}”…")
         try:
             hits = await loop.run_in_executor(self._pool, search)
         except Exception as exc:
             if seq == self._seq:
+                self.searching.hide()
                 self._show_message(_search_error(exc))
             return
         if seq != self._seq:
             return  # the person typed on; a newer search is coming
+        self.searching.hide()
         self.show_hits(hits, query)
 
     def show_hits(self, hits: list[Any], query: str) -> None:
@@ -256,7 +331,22 @@ class SearchWindow(QWidget):
     def open_current(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            open_document(st.uri_to_path(hit.uri), hit.page)
+            self.opening = self.c.spawn(self.open_hit(hit))
+
+    async def open_hit(self, hit: Any) -> None:
+        """Open the document; when nothing can open it, say so with the path and what to do."""
+        path = st.uri_to_path(hit.uri)
+        self.banner.clear()
+        if sys.platform.startswith("linux") and "://" not in path:
+            problem = await asyncio.to_thread(launch_document, path, hit.page)
+        else:
+            problem = open_document(path, hit.page)
+        if problem:
+            self.banner.show_message(
+                f"Could not open {path}: {problem} Install an application for this kind of "
+                "file (or choose one as the default with your file manager's \"Open with\"), "
+                "or copy the path and open it yourself.", "error",
+                ("Copy path", lambda: QGuiApplication.clipboard().setText(path)))
 
     def copy_path(self) -> None:
         hit = self.current_hit()
@@ -273,6 +363,9 @@ class SearchWindow(QWidget):
 
     def closeEvent(self, event: Any) -> None:
         self._seq += 1
+        self.searching.hide()
+        if self.folder_dialog is not None:
+            self.folder_dialog.reject()
         super().closeEvent(event)
 
 
@@ -283,18 +376,56 @@ def _search_error(exc: Exception) -> str:
     return f"Search failed: {text}"
 
 
-def open_document(path: str, page: int | None = None) -> None:
-    """Open with the desktop's viewer; at the page for PDFs when a known viewer is installed."""
-    if "://" in path:
-        QDesktopServices.openUrl(QUrl(path))
-        return
-    if page and path.lower().endswith(".pdf") and sys.platform.startswith("linux"):
+def open_document(path: str, page: int | None = None) -> str:
+    """Open with the desktop's viewer (web addresses too); "" when it opened, else what went
+    wrong, for a person. On the UI thread: Qt's `QDesktopServices.openUrl` says itself whether
+    it could; on Linux a local file goes to `launch_document` instead (in a worker thread)."""
+    url = QUrl(path) if "://" in path else QUrl.fromLocalFile(path)
+    if QDesktopServices.openUrl(url):
+        return ""
+    return "no application is set up to open this kind of file."
+
+
+def launch_document(path: str, page: int | None = None) -> str:
+    """Linux: open a local file at its page for PDFs when a known viewer is installed, else
+    with xdg-open. Returns "" when it opened (or is opening), else what went wrong. Blocking
+    (waits up to `OPEN_CHECK_S` for the launcher to fail): call from a worker thread.
+
+    xdg-open reports a missing application only on its stderr and exit status, which Qt's
+    `openUrl` ignores (it returns as soon as xdg-open started); so it is run here and watched
+    for a moment."""
+    if page and path.lower().endswith(".pdf"):
         for viewer, args in (("evince", ["-i", str(page)]), ("okular", ["-p", str(page)]),
                              ("zathura", ["-P", str(page)])):
             exe = shutil.which(viewer)
             if exe:
-                subprocess.Popen([exe, *args, path], start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 env=os.environ.copy())
-                return
-    QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+                return _launch([exe, *args, path])
+    launcher = shutil.which("xdg-open")
+    if launcher is None:
+        return ("no desktop launcher (xdg-open) is installed, so no application can be "
+                "found for it.")
+    return _launch([launcher, path])
+
+
+def _launch(argv: list[str]) -> str:
+    """Start a viewer or launcher in its own session; "" unless it fails within
+    `OPEN_CHECK_S` (a launcher that finds no application exits at once), else its complaint."""
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    env=os.environ.copy())
+        except OSError as exc:
+            return f"{Path(argv[0]).name} could not be started ({exc.strerror or exc})."
+        try:
+            code = proc.wait(OPEN_CHECK_S)
+        except subprocess.TimeoutExpired:
+            return ""  # still running: a viewer is showing it
+        if code == 0:
+            return ""
+        err.seek(0)
+        said = err.read().decode(errors="replace").strip().splitlines()
+        detail = f" ({said[-1].strip()})" if said else ""
+        if Path(argv[0]).name == "xdg-open":
+            return f"no application is set up to open this kind of file{detail}."
+        return f"{Path(argv[0]).name} failed{detail}."
