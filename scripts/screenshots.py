@@ -2,7 +2,9 @@
 
 Runs the real app in-process on a demo folder (the test fixtures plus one file that fails, so the
 ledger has something to show), under Xvfb with trayer as the tray host — started here when
-DISPLAY is not set. Usage (from the repository root):
+DISPLAY is not set. It starts as a new user would: a fresh home (the welcome window), the folder
+added, its first sync held mid-pass by a parser that waits on a gate file (the first-sync shot).
+Usage (from the repository root):
 
     .venv/bin/python scripts/screenshots.py [OUT_DIR]     # default docs/screenshots
 """
@@ -76,8 +78,23 @@ def dark_palette():
 
 
 def demo_folder(root: Path) -> tuple[Path, Path]:
-    home, docs = root / "home", root / "Documents"
+    """The app's home and the demo documents, in a demo user's home folder (HOME) that has
+    Documents, Desktop and Notes, as the welcome window suggests them."""
+    user = root / "user"
+    home, docs = root / "home", user / "Documents"
     (docs / "notes").mkdir(parents=True)
+    (user / "Desktop").mkdir()
+    (user / "Notes").mkdir()
+    meetings = docs / "meetings"
+    meetings.mkdir()
+    topics = ("the roadmap", "hiring", "the budget", "the office move", "customer feedback",
+              "the release", "security review", "the offsite")
+    for i in range(1000):
+        (meetings / f"{2024 + i // 400}-{i % 12 + 1:02}-{i % 28 + 1:02}-meeting-{i:03}.md"
+         ).write_text(f"# Weekly meeting {i}\n\nWe discussed {topics[i % len(topics)]} and "
+                      f"agreed on the next steps for item {i}.\n")
+    # Held by the gate while the first-sync shot is taken (tests/helpers/parsers.py `gated`).
+    (docs / "zz-inbox.gated").write_text("A note that waits for the screenshot.\n")
     for f in (REPO / "tests" / "fixtures" / "formats").iterdir():
         if f.is_file() and not f.name.startswith("."):
             shutil.copy(f, docs / f.name)
@@ -90,7 +107,9 @@ def demo_folder(root: Path) -> tuple[Path, Path]:
     (docs / "scan-2019.pdf").write_bytes(b"%PDF-1.4\n% truncated scan\n")
     cfg = home / "config" / "config.toml"
     cfg.parent.mkdir(parents=True)
-    cfg.write_text("notifications = false\n")  # no balloon over the menu in the shots
+    # Two parser processes: the one the gate holds, and one that reads everything else.
+    cfg.write_text('notifications = false\nmax_concurrent_processing = 2\n'
+                   '\n[extractors]\n".gated" = "tests.helpers.parsers:gated"\n')
     return home, docs
 
 
@@ -100,6 +119,9 @@ def main() -> int:
     procs = start_display()
     root = Path(tempfile.mkdtemp(prefix="lancedb-sync-shots-"))
     os.environ["XDG_CONFIG_HOME"] = str(root / "xdg")
+    os.environ["HOME"] = str(root / "user")  # the welcome window's suggestions and pickers
+    os.environ["LANCEDB_SYNC_TEST_GATE"] = str(root / "gate")  # parser processes inherit it
+    (root / "gate").write_text("")
     procs += start_keyring(root / "keyring")
     try:
         return shoot(out, root)
@@ -116,7 +138,6 @@ def shoot(out: Path, root: Path) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.config import load_settings
-    from app.models import SourceConfig, SourceType
     from app.ui.app import TrayApp
     from app.ui.icons import app_icon, render
     from app.ui.tray import Tray
@@ -146,11 +167,6 @@ def shoot(out: Path, root: Path) -> int:
     app = TrayApp(load_settings(home=home, env={}), home=str(home))
     app.tray = Tray(app)
     app.tray.show()
-    run(app.start())
-    run(app.service.add_source(SourceConfig(SourceType.LOCAL_FILESYSTEM, "documents",
-                                            {"watch_paths": [str(docs)]})))
-    run(until(lambda: app.snapshot.documents > 5 and not app.busy and app.state != "syncing"))
-    run(pause(0.5))
 
     def save(widget, name: str, size: tuple[int, int] | None = None) -> None:
         if size:
@@ -160,6 +176,26 @@ def shoot(out: Path, root: Path) -> int:
         run(pause(0.6))
         widget.grab().save(str(out / f"{name}.png"))
         print("wrote", out / f"{name}.png")
+
+    # A fresh home: the welcome window, then its folder added and the first sync held mid-pass.
+    run(app.start(welcome=True))
+    welcome = app.windows["welcome"]
+    save(welcome, "welcome")
+    run(app.add_folder(str(docs)))
+    welcome.close()
+    progress = app.show_window("progress")
+    progress.resize(760, 560)
+
+    def committed() -> int:
+        return int((app.bridge.latest_progress.get("documents") or {}).get("done") or 0)
+
+    run(until(lambda: committed() >= 200, 120))  # well under way: a rate and a time left
+    app.request_refresh(0)
+    save(progress, "first-sync", (760, 560))
+    progress.hide()
+    (root / "gate").unlink()
+    run(until(lambda: app.snapshot.documents > 5 and not app.busy and app.state != "syncing"))
+    run(pause(0.5))
 
     # The tray menu, open, with the panel it hangs from.
     screen = QGuiApplication.primaryScreen()

@@ -9,6 +9,7 @@ on conditions, so any one of them also passes alone (`pytest -k NAME`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -193,8 +194,8 @@ def test_tray_is_available_and_starts_idle_without_sources(tray, run):
     actions = menu_actions(tray.tray)
     labels = [a.text() for a in tray.tray.menu.actions() if not a.isSeparator()]
     assert labels[0].startswith("No sources yet")  # the live status line
-    assert labels[1:] == ["Sync now", "Pause", "Search…", "Sources…", "Progress…", "Backup…",
-                          "Settings…", "Open data folder", "Start at login",
+    assert labels[1:] == ["Add a folder…", "Sync now", "Pause", "Search…", "Sources…",
+                          "Progress…", "Backup…", "Settings…", "Open data folder", "Start at login",
                           "About LanceDB Sync", "Quit"]
     assert not actions["sync_now"].isEnabled()  # nothing to sync yet
     pause = [a.text() for a in tray.tray.menu.findChild(type(tray.tray.menu), "pause").actions()
@@ -239,7 +240,7 @@ def test_adding_a_folder_in_sources_indexes_it_and_progress_shows_counts(tray, e
     assert int(table.item(0, 3).text().replace(",", "")) == tray.snapshot.documents
     assert str(env["docs"]) in table.item(0, 2).text()
     assert ("First sync done", f"docs: {tray.snapshot.documents:,} documents indexed and "
-            "searchable.") in tray.notices
+            "searchable. Click to search them.") in tray.notices
     # the flaky file is not indexed: the tray says so instead of "synced"
     assert tray.tray.toolTip() == (f"LanceDB Sync\n{tray.snapshot.documents:,} documents · "
                                    "1 file could not be indexed")
@@ -402,7 +403,8 @@ def test_start_at_login_keeps_the_portable_home_set_by_the_environment(tmp_path,
         shiboken6.delete(app)
 
 
-def test_search_as_you_type_keyboard_navigation_open_and_copy(indexed, env, run, urls):
+def test_search_as_you_type_keyboard_navigation_open_and_copy(indexed, env, run, tmp_path,
+                                                               monkeypatch):
     tray = indexed
     window = tray.show_window("search")
     assert "Type to search" in window.message.text()
@@ -419,9 +421,15 @@ def test_search_as_you_type_keyboard_navigation_open_and_copy(indexed, env, run,
     QTest.keyClick(window, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier |
                    Qt.KeyboardModifier.ShiftModifier)
     assert QGuiApplication.clipboard().text() == str(env["docs"] / "passport.md")
-    urls.urls.clear()
+    # Enter opens it with the desktop's launcher (xdg-open; a stand-in that notes its argument).
+    opened, bin_dir = tmp_path / "opened", tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "xdg-open").write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    (bin_dir / "xdg-open").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     QTest.keyClick(window.query, Qt.Key.Key_Return)
-    assert urls.urls and urls.urls[-1].endswith("passport.md")
+    run(wait_until(opened.exists, timeout=30, what="the document to be opened"))
+    assert opened.read_text().strip() == str(env["docs"] / "passport.md")
     # Keyword mode and a type filter narrow the results; a query with no match says so.
     window.mode.setCurrentIndex(window.mode.findData("fts"))
     window.type.setCurrentText("md")
