@@ -253,3 +253,19 @@ def test_type_filter_comes_from_the_registry_and_folder_picker_opens_at_home(app
     window.set_folder(str(fresh["handbook"]))
     run(wait_until(lambda: window.hits, timeout=60, what="results in the folder"))
     window.set_folder("")
+
+
+def test_welcome_says_why_a_folder_was_not_added(app, fresh, run):
+    _indexed(app, fresh, run)
+    welcome = app.show_window("welcome")  # the tray menu offers it only without sources
+    try:
+        welcome.add_folder(str(fresh["handbook"]))
+        run(wait_until(lambda: welcome.banner.isVisible() and "indexed already"
+                       in welcome.banner.label.text(), what="the refusal"))
+        assert welcome.isVisible()
+        welcome.add_folder(str(fresh["user"] / "no-such-folder"))
+        run(wait_until(lambda: "Not a folder" in welcome.banner.label.text(),
+                       what="not a folder"))
+        assert [s.source_id for s in app.service.settings.sources] == ["handbook"]
+    finally:
+        welcome.close()

@@ -177,8 +177,8 @@ class WelcomeWindow(QWidget):
         self.banner.show_message(f"Adding {path}…", "info")
         try:
             await self.c.add_folder(path)
-        except ValueError as exc:  # not a folder, already indexed, no service: say so here
-            self.banner.show_message(str(exc), "error")
+        except Exception as exc:  # not a folder, already indexed, overlapping, no service
+            self.banner.show_message(str(exc) or type(exc).__name__, "error")
             return
         finally:
             self._adding = False
