@@ -236,6 +236,7 @@ def test_opening_a_result_with_no_viewer_shows_the_path_and_what_to_do(app, fres
 
 
 def test_type_filter_comes_from_the_registry_and_folder_picker_opens_at_home(app, fresh, run):
+    _indexed(app, fresh, run)
     window = app.show_window("search")
     run(wait_until(lambda: window.types_loaded.done(), what="the types"))
     types = [window.type.itemText(i) for i in range(window.type.count())]
