@@ -40,7 +40,8 @@ def cmd_sync(args: Any, settings: Any) -> int:
     for r in reports:
         print(f"{r['source_id']}: added {r['added']}, modified {r['modified']}, deleted "
               f"{r['deleted']}, moved {r['moved']}, unchanged {r['unchanged'] + r['touched']}, "
-              f"failed {r['failed']}, skipped {r['skipped']} ({r['seconds']:.2f} s)")
+              f"failed {r['failed']}, skipped {r['skipped']}, unsupported "
+              f"{r.get('unsupported', 0)} ({r['seconds']:.2f} s)")
         for problem in r["problems"]:
             print(f"  ! {problem}")
         if r["retrying"]:
