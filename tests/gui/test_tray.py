@@ -255,7 +255,7 @@ def test_failing_file_is_listed_with_its_reason_and_retry_fixes_it(docs_source, 
     names = [progress.failed.item(r, 0).text() for r in range(progress.failed.rowCount())]
     row = names.index("notes.flaky")
     assert "marker present" in progress.failed.item(row, 3).text()
-    assert progress.tabs.tabText(1) == f"Failed files ({progress.failed.rowCount()})"
+    assert "1 failed" in progress.tabs.tabText(1)  # the flaky file; skipped ones apart
     progress.failed.selectRow(row)
     assert progress.retry_button.isEnabled() and progress.open_button.isEnabled()
     # Copy error puts path and reason on the clipboard.
