@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -232,6 +232,25 @@ class Service(IndexOperations, BackupControl):
             source if s.source_id == source.source_id else s for s in self.settings.sources))
         if source.enabled and self._loop is not None:
             await self._arm(source)
+
+    def ignore(self, doc_uids: Iterable[str], *, undo: bool = False) -> set[str]:
+        """As IndexOperations.ignore; the running service's counts (which leave ignored files
+        out) follow at once, so the tray's state does not wait for the next pass. Blocking:
+        call it from a worker thread."""
+        ignored = super().ignore(doc_uids, undo=undo)
+        if self.running:
+            try:
+                self._counts = self.source_counts()
+            except Exception:
+                log.exception("cannot read document counts")
+            self._schedule_status_write_threadsafe()
+        return ignored
+
+    def _schedule_status_write_threadsafe(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing to show
+                loop.call_soon_threadsafe(self._schedule_status_write, 0.5)
 
     # -- control ----------------------------------------------------------------------------------
 

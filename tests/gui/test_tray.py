@@ -264,7 +264,10 @@ def test_failing_file_is_listed_with_its_reason_and_retry_fixes_it(docs_source, 
     # Ignore hides it from the ledger and the tray state, remembered in the config folder.
     uid = progress.selected_entries()[0].doc_uid
     QTest.mouseClick(progress.ignore_button, Qt.MouseButton.LeftButton)
-    run(wait_until(lambda: progress.failed.rowCount() == 0 and tray.state == "idle",
+    def ledger_names() -> list[str]:
+        return [progress.failed.item(r, 0).text() for r in range(progress.failed.rowCount())]
+
+    run(wait_until(lambda: "notes.flaky" not in ledger_names() and tray.state == "idle",
                    what="the ignored file to leave the ledger"))
     ui_state = env["home"] / "config" / "ui-state.json"
     assert uid in ui_state.read_text()
@@ -279,7 +282,7 @@ def test_failing_file_is_listed_with_its_reason_and_retry_fixes_it(docs_source, 
     run(wait_until(
         lambda: not tray.snapshot.failed and tray.snapshot.documents == docs_before + 1,
         timeout=60, what="the retried file to be indexed"))
-    assert progress.failed.rowCount() == 0 and not progress.failed_empty.isHidden()
+    assert "notes.flaky" not in ledger_names()
     assert any("Retrying 1 file" in text for _t, _l, text in tray.activity)
     run(wait_until(lambda: tray.state == "idle", what="idle"))
 
