@@ -163,6 +163,13 @@ class IndexOperations:
         with SyncState.open(self.settings.state_dir) as state:
             return state.counts()
 
+    def detached_sources(self) -> dict[str, dict[str, int]]:
+        """Documents in the index whose source is no longer configured (an earlier version
+        could remove a source and keep them), by source id, with their counts: `status`
+        lists them, and `remove_source` or `cleanup` deletes them."""
+        configured = {s.source_id for s in self.settings.sources}
+        return {sid: c for sid, c in self.counts().items() if sid not in configured}
+
     def failed_files(self, source_id: str | None = None, *,
                      include_ignored: bool = False) -> list[FailedFile]:
         """The ledger: every file not indexed as it is now, and why."""
@@ -285,8 +292,18 @@ class IndexOperations:
         pass
 
     async def cleanup(self) -> dict[str, Any]:
-        """Repair, compact and prune old versions (the seed's failed-sync cleanup)."""
-        return await self._on_writer(lambda ix: ix.cleanup())
+        """Repair, compact and prune old versions (the seed's failed-sync cleanup), and delete
+        the documents of sources no longer configured (`detached_sources`)."""
+        detached = sorted(self.detached_sources())
+
+        def clean(ix: Any) -> dict[str, Any]:
+            report = ix.cleanup()
+            removed = {sid: ix.purge_source(sid) for sid in detached}
+            if removed:
+                report = {**report, "detached_removed": removed}
+            return report
+
+        return await self._on_writer(clean)
 
     async def check(self, *, repair: bool = False,
                     on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:

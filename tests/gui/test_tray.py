@@ -624,8 +624,12 @@ def test_edit_and_remove_a_source_from_the_sources_window(docs_source, env, run)
     window.table.selectRow(0)
     box = window.remove_source()
     assert isinstance(box, QMessageBox)
-    assert {b.text() for b in box.buttons()} >= {"Remove and delete its documents",
-                                                 "Remove, keep documents"}
+    texts = {b.text() for b in box.buttons()}
+    # Removing always deletes the documents (kept, they would be counted nowhere): no
+    # "keep documents" button, and Cancel is the default.
+    assert "Remove and delete its documents" in texts
+    assert not any("keep" in t.lower() for t in texts)
+    assert "delete its" in box.text() and "from the index" in box.text()
     purge = next(b for b in box.buttons() if b.text().startswith("Remove and delete"))
     purge.click()
     run(wait_until(lambda: "documents were deleted" in window.banner.label.text(), timeout=60,
