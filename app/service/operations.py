@@ -224,6 +224,15 @@ class IndexOperations:
         chunks = sum(c.get("chunks", 0) for c in self.counts().values())
         return ReembedPlan(self.index_model(), wanted, chunks, switch_cost(wanted, chunks))
 
+    def reembed_needed(self, embedder: str) -> bool:
+        """Whether choosing `embedder` (a spec such as "wordllama:64") means re-embedding the
+        index: it holds chunks of another model. False for an empty index, and for the model
+        it already uses, whatever the settings say now. A quick read of the sync state."""
+        from app.core.model_switch import embedder_model_id
+
+        current = self.index_model()
+        return bool(current) and current != embedder_model_id(embedder)
+
     @staticmethod
     def reembed_cost(embedder: str, chunks: int) -> str:
         """About how long re-embedding `chunks` chunks with `embedder` (a spec such as
