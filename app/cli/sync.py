@@ -127,8 +127,11 @@ def _sync_via_api(settings: Any, ids: list[str], source_id: str | None,
 
 def require_free_disk(settings: Any) -> None:
     """Refuse to start a write on a nearly full disk: say so in one line, with the remedy."""
-    from app.service.health import ERROR, check_disk
+    from app.service.health import ERROR, check_disk, index_location_problem
 
+    problem = index_location_problem(settings.index_uri)
+    if problem:
+        raise UserError(problem, EXIT_USAGE)
     with contextlib.suppress(OSError):
         check = check_disk(settings.index_uri, settings.min_free_disk_mb)
         if check.status == ERROR:

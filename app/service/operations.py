@@ -157,9 +157,10 @@ class IndexOperations:
         """Per source: indexed, failed and skipped documents, and chunks (from the sync state:
         never opens the index)."""
         from app.core.state import SyncState
+        from app.service.health import state_index_mismatch
 
-        if not self.settings.state_db_path.exists():
-            return {}
+        if not self.settings.state_db_path.exists() or state_index_mismatch(self.settings):
+            return {}  # nothing indexed yet, or the state describes another index
         with SyncState.open(self.settings.state_dir) as state:
             return state.counts()
 
@@ -174,8 +175,9 @@ class IndexOperations:
                      include_ignored: bool = False) -> list[FailedFile]:
         """The ledger: every file not indexed as it is now, and why."""
         from app.core.state import SyncState
+        from app.service.health import state_index_mismatch
 
-        if not self.settings.state_db_path.exists():
+        if not self.settings.state_db_path.exists() or state_index_mismatch(self.settings):
             return []
         with SyncState.open(self.settings.state_dir) as state:
             rows = state.failed(source_id)
@@ -187,15 +189,21 @@ class IndexOperations:
     def recent_runs(self) -> dict[str, dict[str, Any]]:
         """The latest pass of each source: when, how it ended, its problems."""
         from app.core.state import SyncState
+        from app.service.health import state_index_mismatch
 
-        if not self.settings.state_db_path.exists():
+        if not self.settings.state_db_path.exists() or state_index_mismatch(self.settings):
             return {}
         with SyncState.open(self.settings.state_dir) as state:
             return state.last_runs()
 
     def index_model(self) -> str:
+        """The embedding model of this index's chunks ("" when empty, or when the sync state
+        describes another index)."""
         from app.core.state import read_meta
+        from app.service.health import state_index_mismatch
 
+        if state_index_mismatch(self.settings):
+            return ""
         return read_meta(self.settings.state_db_path, "index_model") or ""
 
     def ignored(self) -> set[str]:

@@ -342,7 +342,8 @@ class Service(IndexOperations, BackupControl):
             health_check_interval=self.settings.health_check_interval, paused=paused,
             paused_until=until, held=self._hold, on_battery=self._on_battery,
             current=self._current, queue=self.scheduler.depth(), health=self._health,
-            backup=self._backup_status or None, sources=tuple(sources))
+            backup=self._backup_status or None, sources=tuple(sources),
+            index=self.settings.index_uri)
 
     def read_status(self) -> ServiceStatus:
         """The status of whatever serves this index: this service if it runs here, else the
@@ -351,6 +352,8 @@ class Service(IndexOperations, BackupControl):
         if self.running:
             return self.get_status()
         running = read_running_status(self.settings.state_dir)
+        if running is not None and running.index not in ("", self.settings.index_uri):
+            running = None  # a service on this state folder serving another index
         if running is not None:
             # Passes from before that service started are in the journal.
             runs = self.recent_runs()
