@@ -216,6 +216,14 @@ class Service(IndexOperations, BackupControl):
         configured = self.settings.source(source_id) is not None
         if not configured and source_id not in self.detached_sources():
             raise SourceConfigError(f"No source named {source_id!r}.", "source_id")
+        if not self.running:
+            # Documents first: if that is interrupted, the source stays configured and
+            # removing it again finishes the job.
+            documents = await self.purge_source(source_id)
+            if configured:
+                self.settings = save_sources(self.settings, tuple(
+                    s for s in self.settings.sources if s.source_id != source_id))
+            return documents
         await self.watchers.disarm(source_id)
         self.scheduler.disarm(source_id)
         if configured:
@@ -228,8 +236,6 @@ class Service(IndexOperations, BackupControl):
         try:
             documents = await self.purge_source(source_id)
         except Exception as exc:
-            if not self.running:
-                raise
             log.exception("removing the documents of %s failed", source_id)
             self._purge_pending = True
             wait = self.scheduler.retry(PURGE_RETRY).record_failure(str(exc))
