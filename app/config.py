@@ -113,6 +113,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("max_text_mb", "LANCEDB_SYNC_MAX_TEXT_MB", "float", 20.0,
               "Files whose text is longer than this many million characters are skipped "
               "(bounds the memory one document takes)", 0.01, 100000),
+    FieldSpec("skip_generated", "LANCEDB_SYNC_SKIP_GENERATED", "bool", True,
+              "Skip generated files (minified code, search indexes, lock files, vendored "
+              "libraries such as jquery.js or node_modules/), listed with the reason"),
     FieldSpec("parse_timeout", "LANCEDB_SYNC_PARSE_TIMEOUT", "float", 60.0,
               "Seconds one file may take to parse before it is marked failed", 0.5, 3600),
     FieldSpec("parse_memory_mb", "LANCEDB_SYNC_PARSE_MEMORY_MB", "int", 1536,

@@ -102,6 +102,7 @@ class SyncReport:
     touched: int = 0
     failed: int = 0
     skipped: int = 0
+    unsupported: int = 0  # file types the app does not read (not in `skipped`)
     chunks_written: int = 0
     chunks_embedded: int = 0
     seconds: float = 0.0
@@ -128,6 +129,7 @@ class SyncReport:
             "touched": self.touched,
             "failed": self.failed,
             "skipped": self.skipped,
+            "unsupported": self.unsupported,
             "chunks_written": self.chunks_written,
             "chunks_embedded": self.chunks_embedded,
             "seconds": round(self.seconds, 3),
@@ -154,6 +156,77 @@ class Progress:
     rate: float = 0.0  # documents committed per second
     eta_s: float | None = None
     parsed: int = 0
+    skipped: int = 0  # read and left out by design (empty, no text, unsupported, generated)
+
+
+# Error kinds of skipped rows that mean "a kind of file we do not read" rather than "this file
+# has nothing to index" (app/core/extract/types.py names every kind).
+UNSUPPORTED_KINDS = frozenset({"unsupported"})
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """The one set of counts every face shows (tray, windows, CLI, API), for one source or a
+    sum of them. Computed in one place (`Counts.of`), from the sync state's rows, the files the
+    person chose to ignore, and the pass under way.
+
+    - `indexed`: documents searchable now.
+    - `in_progress`: files the pass under way has yet to commit (0 when idle).
+    - `failed`: files that could not be read and that a person can act on (damaged, encrypted,
+      unreadable, timed out); an indexed file whose newer version failed counts here too.
+    - `skipped`: left out by design: empty, no text (a scanned PDF, an image-only file), too
+      large, generated (minified code, search indexes, lock files, vendored libraries).
+    - `unsupported`: file types the app does not read (images, archives, binaries).
+    - `ignored`: failed or skipped files the person chose to hide from the list.
+    """
+
+    indexed: int = 0
+    in_progress: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unsupported: int = 0
+    ignored: int = 0
+    chunks: int = 0
+
+    @property
+    def needs_attention(self) -> bool:
+        """Only failures a person can act on raise an alarm; skipped files never do."""
+        return self.failed > 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (self.indexed, self.in_progress, self.failed, self.skipped, self.unsupported,
+                self.ignored, self.chunks)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def total(cls, many: Any) -> Counts:
+        out = cls()
+        for c in many:
+            out = out + c
+        return out
+
+    @classmethod
+    def of(cls, rows: Mapping[str, int] | None, *, ignored: Mapping[str, int] | None = None,
+           pass_total: int = 0, pass_done: int = 0) -> Counts:
+        """One source's counts: `rows` as SyncState.counts() gives them (indexed, failed,
+        skipped, unsupported, chunks), `ignored` the ignored files by the bucket they were in,
+        and the pass under way (its total and committed files)."""
+        rows = rows or {}
+        ignored = ignored or {}
+
+        def left(key: str) -> int:
+            return max(0, int(rows.get(key, 0)) - int(ignored.get(key, 0)))
+
+        return cls(indexed=int(rows.get("indexed", 0)),
+                   in_progress=max(0, pass_total - pass_done),
+                   failed=left("failed"), skipped=left("skipped"),
+                   unsupported=left("unsupported"), ignored=sum(ignored.values()),
+                   chunks=int(rows.get("chunks", 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +238,7 @@ class FailedFile:
     doc_uid: str
     source_id: str
     uri: str
-    status: str
+    status: str  # failed | skipped | unsupported (the count it falls in, see Counts)
     error: str
     indexed_at: float
     previous_kept: bool = False

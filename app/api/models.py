@@ -64,6 +64,9 @@ class SourceOut(BaseModel):
     failed: int
     skipped: int
     chunks: int
+    in_progress: int = 0
+    unsupported: int = 0
+    ignored: int = 0
     last_sync: dict[str, Any] | None = None
 
 

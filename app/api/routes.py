@@ -87,8 +87,8 @@ def _source_out(service: Any, source: Any) -> dict[str, Any]:
             "enabled": source.enabled, "poll_interval": source.poll_interval,
             "config": dict(source.config),
             "state": st.state if st else "idle", "waiting": st.waiting if st else None,
-            "documents": st.documents if st else 0, "failed": st.failed if st else 0,
-            "skipped": st.skipped if st else 0, "chunks": st.chunks if st else 0,
+            **(st.count_fields(st.counts) if st else
+               dict.fromkeys(("documents", "failed", "skipped", "chunks"), 0)),
             "last_sync": st.last_sync if st else None}
 
 
@@ -361,8 +361,11 @@ async def search_post(request: Request, body: SearchIn) -> dict[str, Any]:
 
 @router.get("/failed", tags=["failed"], responses=ERRORS)
 async def failed(request: Request, source_id: str | None = None,
-                 include_ignored: bool = False) -> list[dict[str, Any]]:
-    """Files that could not be indexed, with the reason and whether they are retried.
+                 include_ignored: bool = False,
+                 status: str | None = None) -> list[dict[str, Any]]:
+    """Files that could not be indexed, with the reason and whether they are retried: `status`
+    is `failed` (a person can act on it), `skipped` (by design: empty, no text, generated) or
+    `unsupported` (a type the app does not read); `status=failed` lists only failures.
     `include_ignored=true` also lists those hidden in the tray's ledger."""
     import dataclasses
 
@@ -371,7 +374,7 @@ async def failed(request: Request, source_id: str | None = None,
         raise ApiError(404, "unknown_source", f"No source named {source_id!r}.", "source_id")
     rows = await asyncio.to_thread(service.failed_files, source_id,
                                    include_ignored=include_ignored)
-    return [dataclasses.asdict(r) for r in rows]
+    return [dataclasses.asdict(r) for r in rows if status is None or r.status == status]
 
 
 @router.post("/failed/retry", tags=["failed"], responses=ERRORS)

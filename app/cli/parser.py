@@ -70,8 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="what is indexed, what failed, when it last synced")
     status.add_argument("--json", action="store_true")
-    failed = sub.add_parser("failed", help="every file that failed or was skipped, and why")
+    failed = sub.add_parser("failed", help="every file that failed, and why (--all: skipped "
+                                           "and unsupported files too)")
     failed.add_argument("--json", action="store_true")
+    failed.add_argument("--all", action="store_true", dest="all",
+                        help="also list files skipped by design and unsupported files")
     failed.add_argument("--source", dest="source_id", metavar="ID")
     retry = sub.add_parser("retry", help="retry failed files on the next sync (and run it)")
     retry.add_argument("--source", dest="source_id", metavar="ID")

@@ -47,7 +47,7 @@ def _list(args: Any, settings: Any) -> int:
                   f"{r['failed']:>4} failed  {where}")
     if not args.json:
         for sid, c in sorted(detached.items()):
-            n = c.get("indexed", 0) + c.get("failed", 0) + c.get("skipped", 0)
+            n = sum(c.get(k, 0) for k in ("indexed", "failed", "skipped", "unsupported"))
             print(f"{sid:<20} {'-':<6} {n:>7} docs left in the index by a removed source; "
                   f"'lancedb-sync sources remove {sid}' deletes them")
     return EXIT_OK

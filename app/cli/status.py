@@ -28,6 +28,7 @@ def cmd_status(args: Any, settings: Any) -> int:
         return EXIT_OK
     print(f"Index: {info['index']}  ({info['documents']:,} documents, {info['chunks']:,} chunks"
           f"{', model ' + model if model else ''})")
+    print(f"Files: {counts_line(info['counts'])}")
     if running:
         mode = "paused" if status["paused"] else "running"
         print(f"Service: {mode} (pid {status['pid']}), health {health.get('status', '?')}, "
@@ -44,13 +45,26 @@ def cmd_status(args: Any, settings: Any) -> int:
     for s in info["sources"]:
         when = ago(s["last_sync"]) if s["last_sync"] else "never synced"
         state = f"  [{s['state']}]" if s.get("state") else ""
+        busy = f"  {s['in_progress']:,} in progress" if s["in_progress"] else ""
         print(f"  {s['source_id']:<20} {s['documents']:>7,} docs  {s['failed']:>4} failed  "
-              f"{s['skipped']:>4} skipped  last sync: {when} ({s['last_outcome'] or '-'}){state}")
+              f"{s['skipped']:>4} skipped  {s['unsupported']:>4} unsupported{busy}  "
+              f"last sync: {when} ({s['last_outcome'] or '-'}){state}")
         if s.get("waiting"):
             print(f"    waiting: {s['waiting']}")
         for problem in s["problems"]:
             print(f"    ! {problem}")
     return EXIT_OK
+
+
+# The one set of counts (app.models.Counts) in its JSON form: "documents" is Counts.indexed.
+COUNT_KEYS = ("documents", "in_progress", "failed", "skipped", "unsupported", "ignored", "chunks")
+
+
+def counts_line(c: dict[str, int]) -> str:
+    """"12 indexed, 3 in progress, 0 failed, 1 skipped, 4 unsupported, 0 ignored"."""
+    return (f"{c['documents']:,} indexed, {c['in_progress']:,} in progress, {c['failed']:,} "
+            f"failed, {c['skipped']:,} skipped by design, {c['unsupported']:,} unsupported, "
+            f"{c['ignored']:,} ignored")
 
 
 def status_info(status: dict[str, Any], model: str, settings: Any) -> dict[str, Any]:
@@ -64,6 +78,8 @@ def status_info(status: dict[str, Any], model: str, settings: Any) -> dict[str, 
             "source_id": s["source_id"], "source_type": s["source_type"],
             "enabled": s["enabled"], "documents": s["documents"], "failed": s["failed"],
             "skipped": s["skipped"], "chunks": s["chunks"],
+            "in_progress": s.get("in_progress", 0), "unsupported": s.get("unsupported", 0),
+            "ignored": s.get("ignored", 0),
             "last_sync": last.get("finished_at"), "last_outcome": last.get("outcome"),
             "problems": last.get("problems", []),
             "state": s["state"] if running else None, "waiting": s["waiting"] or None,
@@ -78,6 +94,7 @@ def status_info(status: dict[str, Any], model: str, settings: Any) -> dict[str, 
             "documents": sum(s["documents"] for s in sources),
             "failed": sum(s["failed"] for s in sources),
             "chunks": sum(s["chunks"] for s in sources),
+            "counts": {k: sum(s[k] for s in sources) for k in COUNT_KEYS},
             "service": {"running": running, "pid": status["pid"], "paused": status["paused"],
                         "paused_until": status["paused_until"], "held": status["held"],
                         "on_battery": status["on_battery"], "queue": status["queue"],
@@ -118,6 +135,10 @@ def cmd_failed(args: Any, settings: Any) -> int:
 
         rows = [dataclasses.asdict(r) for r in
                 Service(settings).failed_files(args.source_id, include_ignored=True)]
+    every = getattr(args, "all", False)
+    hidden = [r for r in rows if r["status"] != "failed"]
+    if not every:
+        rows = [r for r in rows if r["status"] == "failed"]
     if args.json:
         print(json.dumps([{"source_id": r["source_id"], "uri": r["uri"], "status": r["status"],
                            "reason": r["error"], "at": r["indexed_at"],
@@ -126,10 +147,14 @@ def cmd_failed(args: Any, settings: Any) -> int:
                           for r in rows], indent=2, ensure_ascii=False))
         return EXIT_OK
     if not rows:
-        print("No failed or skipped files.")
-        return EXIT_OK
+        print("No failed files." if not every else "No failed, skipped or unsupported files.")
     for r in rows:
-        print(f"{r['status']:<8} {r['uri'].removeprefix('file://')}\n         {r['error']}")
+        print(f"{r['status']:<11} {r['uri'].removeprefix('file://')}\n            {r['error']}")
+    if hidden and not every:
+        n_skip = sum(r["status"] == "skipped" for r in hidden)
+        n_uns = len(hidden) - n_skip
+        print(f"({n_skip:,} skipped by design and {n_uns:,} unsupported not shown: "
+              "'lancedb-sync failed --all' lists them)")
     return EXIT_OK
 
 

@@ -62,7 +62,8 @@ def no_source(source_id: str) -> str:
 def _summary(r: dict[str, Any]) -> str:
     return (f"added {r['added']}, modified {r['modified']}, deleted {r['deleted']}, moved "
             f"{r['moved']}, unchanged {r['unchanged'] + r['touched']}, failed {r['failed']}, "
-            f"skipped {r['skipped']} ({r['seconds']:.2f} s)")
+            f"skipped {r['skipped']}, unsupported {r.get('unsupported', 0)} "
+            f"({r['seconds']:.2f} s)")
 
 
 def _print_reports(reports: list[dict[str, Any]], interrupted: bool) -> None:

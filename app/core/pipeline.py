@@ -22,11 +22,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from app.core.extract.triage import (
+    HEAD_BYTES,
+    LONG_LINE,
+    MINIFIED_REASON,
+    generated_reason,
+    looks_minified,
+    may_be_minified,
+    unsupported_reason,
+)
 from app.core.extract.types import Extracted, ExtractionError
 from app.core.faults import fault
 from app.core.hashing import chunk_id, hash_file, hash_text
-from app.core.state import FileFailure
-from app.models import KnownDocument, Progress, SourceConfig, SourceItem, SyncReport
+from app.core.state import FileFailure, error_kind
+from app.models import (
+    UNSUPPORTED_KINDS,
+    KnownDocument,
+    Progress,
+    SourceConfig,
+    SourceItem,
+    SyncReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +77,7 @@ class Tracker:
     def __init__(self, source_id: str, total: int,
                  emit: Callable[[Progress], None]) -> None:
         self.source_id, self.total, self._emit = source_id, total, emit
-        self.parsed = self.failed = self.committed = 0
+        self.parsed = self.failed = self.skipped = self.committed = 0
         self.current = ""
         self.t0 = time.monotonic()
         self._first: tuple[float, int] | None = None  # (time, count) of the first commit
@@ -80,7 +96,8 @@ class Tracker:
                 rate = self.committed / (now - self.t0) if now > self.t0 else 0.0
             eta = (self.total - self.committed) / rate if rate else None
             progress = Progress(self.source_id, "indexing", self.committed, self.total,
-                                self.failed, self.current, rate, eta, self.parsed)
+                                self.failed, self.current, rate, eta, self.parsed,
+                                self.skipped)
         self._emit(progress)
 
 
@@ -211,6 +228,8 @@ class BatchPipeline:
         total = len(work)
         pool = self.pool
         checksum = self.settings.checksum_enabled
+        plugins = self.settings.extractor_plugins
+        skip_generated = self.settings.skip_generated
 
         def job(item: SourceItem, known: KnownDocument | None) -> Outcome:
             if self.cancel.is_set():
@@ -218,6 +237,21 @@ class BatchPipeline:
             if item.kind != "file":
                 return Outcome(item, known, "", error=ExtractionError(
                     "unsupported", SPECIAL_FILES.get(item.kind, SPECIAL_FILES["other"])))
+            path = item.path or item.native_id
+            reason = unsupported_reason(item.name, plugins)
+            if reason is not None:  # never opened: a type the app does not read
+                return Outcome(item, known, "", error=ExtractionError("unsupported", reason))
+            if skip_generated:
+                reason = generated_reason(path)
+                if reason is None and may_be_minified(path) and item.size > LONG_LINE:
+                    try:
+                        with open(path, "rb") as f:
+                            if looks_minified(f.read(HEAD_BYTES)):
+                                reason = MINIFIED_REASON
+                    except OSError:
+                        pass  # the read below reports it
+                if reason is not None:
+                    return Outcome(item, known, "", error=ExtractionError("generated", reason))
             if item.size > max_bytes:
                 return Outcome(item, known, "", error=too_large(item.size))
             digest = hashes.get(item.native_id, "")
@@ -299,7 +333,7 @@ class BatchPipeline:
                    job: Callable[[SourceItem, KnownDocument | None], Outcome],
                    report: SyncReport, tracker: Tracker) -> None:
         """Feed the parsers, collect their results in batches, hand batches to the writer."""
-        done = failed = 0
+        done = failed = skipped = 0
         pending: set[Future[Outcome]] = set()
         exhausted = False
         while True:
@@ -321,9 +355,13 @@ class BatchPipeline:
                 batch.outcomes.append(out)
                 done += 1
                 if out.error is not None:
-                    failed += 1
+                    if out.error.status == "failed":
+                        failed += 1
+                    else:
+                        skipped += 1
                 tracker.parsed = done
                 tracker.failed = failed
+                tracker.skipped = skipped
                 tracker.current = out.item.resolved_uri
                 tracker.emit()
             if self.cancel.is_set():
@@ -381,6 +419,8 @@ class BatchPipeline:
                 if err.status == "failed":
                     report.failed += 1
                     report.failures.append((item.resolved_uri, err.reason))
+                elif err.kind in UNSUPPORTED_KINDS:
+                    report.unsupported += 1
                 else:
                     report.skipped += 1
                 continue
@@ -517,7 +557,7 @@ def mirror_row(row: dict[str, Any], scan_ns: int) -> dict[str, Any]:
         "content_hash": row.get("content_hash") or "", "status": row["status"],
         "error": row.get("error") or "", "chunk_count": row.get("chunk_count") or 0,
         "indexed_at": indexed.timestamp() if indexed else time.time(),
-        "scanned_at_ns": scan_ns,
+        "scanned_at_ns": scan_ns, "kind": error_kind(row.get("metadata")),
     }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.models import FailedFile, KnownDocument
+from app.models import UNSUPPORTED_KINDS, FailedFile, KnownDocument
 from app.paths import STATE_DB_NAME, local_index_folder
 
 SCHEMA = """
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS docs (
     error TEXT NOT NULL DEFAULT '',
     chunk_count INTEGER NOT NULL DEFAULT 0,
     indexed_at REAL NOT NULL DEFAULT 0,
-    scanned_at_ns INTEGER NOT NULL DEFAULT 0
+    scanned_at_ns INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS docs_source_native ON docs(source_id, native_id);
 -- Covers the token scan of change detection, so it reads only this index.
@@ -72,7 +73,17 @@ CREATE TABLE IF NOT EXISTS file_failures (
 
 DOC_COLUMNS = ("doc_uid", "source_id", "native_id", "uri", "title", "mime", "size",
                "version_token", "content_hash", "status", "error", "chunk_count", "indexed_at",
-               "scanned_at_ns")
+               "scanned_at_ns", "kind")
+
+
+def error_kind(metadata: Any) -> str:
+    """The `error_kind` of a documents-table row's metadata (a JSON string or a dict)."""
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata or "{}")
+        except ValueError:
+            return ""
+    return str(metadata.get("error_kind", "")) if isinstance(metadata, dict) else ""
 
 
 class KnownDocs(Mapping[str, KnownDocument]):
@@ -143,6 +154,13 @@ class FileFailure:
     gave_up: bool
 
 
+def bucket(status: str, kind: str) -> str:
+    """Which count a documents-table row falls in: indexed, failed, skipped or unsupported."""
+    if status == "skipped" and kind in UNSUPPORTED_KINDS:
+        return "unsupported"
+    return status if status in ("indexed", "failed", "skipped") else "failed"
+
+
 class SyncState:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -154,6 +172,10 @@ class SyncState:
         # transactions, among them the run-journal row or the "dirty" mark that triggers repair.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(docs)")}
+        if "kind" not in columns:  # a state from before `kind`: its skipped rows count as such
+            with suppress(sqlite3.OperationalError):  # another process added it just now
+                self._db.execute("ALTER TABLE docs ADD COLUMN kind TEXT NOT NULL DEFAULT ''")
 
     @classmethod
     def open(cls, state_dir: Path) -> SyncState:
@@ -211,14 +233,15 @@ class SyncState:
         return out
 
     def failed(self, source_id: str | None = None) -> list[FailedFile]:
-        """Every file that is not indexed as it is now: failed and skipped rows, and indexed
-        files whose newer version could not be read (their previous version is kept)."""
+        """Every file that is not indexed as it is now: failed, skipped and unsupported rows
+        (`status` is the count it falls in, see `bucket`), and indexed files whose newer
+        version could not be read (their previous version is kept)."""
         where, args = ("", ()) if not source_id else (" AND d.source_id=?", (source_id,))
         rows = [
-            FailedFile(uid, sid, uri, status, error, at, False, retrying is not None
-                       and not gave_up)
-            for uid, sid, uri, status, error, at, retrying, gave_up in self._db.execute(
-                "SELECT d.doc_uid, d.source_id, d.uri, d.status, d.error, d.indexed_at, "
+            FailedFile(uid, sid, uri, bucket(status, kind), error, at, False,
+                       retrying is not None and not gave_up)
+            for uid, sid, uri, status, kind, error, at, retrying, gave_up in self._db.execute(
+                "SELECT d.doc_uid, d.source_id, d.uri, d.status, d.kind, d.error, d.indexed_at, "
                 "f.doc_uid, f.gave_up FROM docs d LEFT JOIN file_failures f "
                 "ON f.doc_uid = d.doc_uid WHERE d.status != 'indexed'" + where, args)]
         for uid, sid, uri, reason, at, gave_up in self._db.execute(
@@ -242,21 +265,45 @@ class SyncState:
         return out
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Per source: indexed, failed and skipped documents and chunks. An indexed file whose
-        newer version failed counts as indexed (it is searchable) and as failed (the ledger
-        lists it), so these numbers match `failed()` and the documents table."""
+        """Per source: indexed, failed, skipped and unsupported documents and chunks (the rows
+        app.models.Counts is made of). An indexed file whose newer version failed counts as
+        indexed (it is searchable) and as failed (the ledger lists it), so these numbers match
+        `failed()` and the documents table. A skipped row of a type the app does not read
+        counts as unsupported, not skipped."""
         out: dict[str, dict[str, int]] = {}
-        for sid, status, n, chunks in self._db.execute(
-            "SELECT source_id, status, COUNT(*), SUM(chunk_count) FROM docs "
-            "GROUP BY source_id, status"):
-            d = out.setdefault(sid, {"indexed": 0, "failed": 0, "skipped": 0, "chunks": 0})
-            d[status] = n
+
+        def row(sid: str) -> dict[str, int]:
+            return out.setdefault(sid, {"indexed": 0, "failed": 0, "skipped": 0,
+                                        "unsupported": 0, "chunks": 0})
+
+        for sid, status, kind, n, chunks in self._db.execute(
+            "SELECT source_id, status, kind, COUNT(*), SUM(chunk_count) FROM docs "
+            "GROUP BY source_id, status, kind"):
+            d = row(sid)
+            d[bucket(status, kind)] += n
             d["chunks"] += chunks or 0
         for sid, n in self._db.execute(
                 "SELECT f.source_id, COUNT(*) FROM file_failures f JOIN docs d "
                 "ON d.doc_uid = f.doc_uid WHERE d.status = 'indexed' GROUP BY f.source_id"):
-            d = out.setdefault(sid, {"indexed": 0, "failed": 0, "skipped": 0, "chunks": 0})
-            d["failed"] += n
+            row(sid)["failed"] += n
+        return out
+
+    def bucket_counts(self, doc_uids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Per source, how many of these documents are in each count of `counts()` that the
+        ledger lists (failed, skipped, unsupported): the files a person chose to ignore."""
+        out: dict[str, dict[str, int]] = {}
+        ids = list(doc_uids)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = ",".join("?" * len(part))
+            for sid, status, kind, failing in self._db.execute(
+                    "SELECT d.source_id, d.status, d.kind, f.doc_uid FROM docs d LEFT JOIN "
+                    f"file_failures f ON f.doc_uid = d.doc_uid WHERE d.doc_uid IN ({q})", part):
+                if status == "indexed" and failing is None:
+                    continue  # indexed as it is now: nothing to hide
+                key = "failed" if status == "indexed" else bucket(status, kind)
+                d = out.setdefault(sid, {})
+                d[key] = d.get(key, 0) + 1
         return out
 
     def last_runs(self) -> dict[str, dict[str, Any]]:

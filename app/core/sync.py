@@ -25,7 +25,7 @@ from app.core.hashing import chunk_id, hash_file
 from app.core.lock import IndexWriterLock
 from app.core.model_switch import ModelChangeError, embedder_model_id, model_change_message
 from app.core.pipeline import BatchPipeline, doc_uid_of, mirror_row, named_faults, ts
-from app.core.state import SyncState, table_version_fingerprint
+from app.core.state import SyncState, error_kind, table_version_fingerprint
 from app.models import KnownDocument, Progress, SourceConfig, SourceItem, SyncReport
 
 if TYPE_CHECKING:
@@ -188,10 +188,12 @@ class Indexer:
         redo = set(redo)
         store = self.store
         cols = ["doc_uid", "source_id", "native_id", "uri", "title", "mime", "size",
-                "version_token", "content_hash", "status", "error", "chunk_count", "indexed_at"]
+                "version_token", "content_hash", "status", "error", "chunk_count", "indexed_at",
+                "metadata"]
         table = store.document_rows(cols)
         rows = []
         for r in table.to_pylist():
+            r["kind"] = error_kind(r.pop("metadata", None))
             indexed = r["indexed_at"]
             r["indexed_at"] = indexed.timestamp() if indexed else 0.0
             r["scanned_at_ns"] = int(r["indexed_at"] * 1e9)

@@ -63,6 +63,7 @@ class PassProgress(Event):
     rate: float = 0.0
     eta_s: float | None = None
     parsed: int = 0
+    skipped: int = 0  # left out by design: not failures
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.fsutil import write_atomic
-from app.models import FailedFile, Progress, SearchFilters, SearchHit, SourceConfig, SyncReport
+from app.models import (
+    Counts,
+    FailedFile,
+    Progress,
+    SearchFilters,
+    SearchHit,
+    SourceConfig,
+    SyncReport,
+)
 
 T = TypeVar("T")
 
@@ -153,16 +161,24 @@ class IndexOperations:
         return (sorted(",".join(i.columns) for i in store.chunks.list_indices()),
                 store.index_model[1])
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Per source: indexed, failed and skipped documents, and chunks (from the sync state:
-        never opens the index)."""
+    def source_counts(self) -> dict[str, Counts]:
+        """Per source, the one set of counts (app.models.Counts) with nothing in progress: from
+        the sync state and the files the person ignored; never opens the index. The running
+        service adds the pass under way (status.live_counts)."""
         from app.core.state import SyncState
         from app.service.health import state_index_mismatch
 
         if not self.settings.state_db_path.exists() or state_index_mismatch(self.settings):
             return {}  # nothing indexed yet, or the state describes another index
+        ignored = self.ignored()
         with SyncState.open(self.settings.state_dir) as state:
-            return state.counts()
+            rows = state.counts()
+            hidden = state.bucket_counts(ignored) if ignored else {}
+        return {sid: Counts.of(r, ignored=hidden.get(sid)) for sid, r in rows.items()}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """`source_counts` as plain dicts ("indexed", "failed", "skipped", "unsupported", ...)."""
+        return {sid: c.as_dict() for sid, c in self.source_counts().items()}
 
     def detached_sources(self) -> dict[str, dict[str, int]]:
         """Documents in the index whose source is no longer configured (an earlier version
@@ -229,7 +245,7 @@ class IndexOperations:
         from app.core.model_switch import embedder_model_id, switch_cost
 
         wanted = embedder_model_id(self.settings.embedder)
-        chunks = sum(c.get("chunks", 0) for c in self.counts().values())
+        chunks = sum(c.chunks for c in self.source_counts().values())
         return ReembedPlan(self.index_model(), wanted, chunks, switch_cost(wanted, chunks))
 
     def reembed_needed(self, embedder: str) -> bool:

@@ -35,7 +35,7 @@ from typing import Any
 from app.config import Settings, save_sources
 from app.core.lock import IndexLockedError as IndexLockedError
 from app.fsutil import write_atomic
-from app.models import Progress, SourceConfig, SyncReport
+from app.models import Counts, Progress, SourceConfig, SyncReport
 from app.service.backups import BackupControl
 from app.service.events import (
     ClockJumped,
@@ -56,6 +56,7 @@ from app.service.status import (
     PassInfo,
     ServiceStatus,
     SourceStatus,
+    live_counts,
     offline_status,
     read_running_status,
     remove_status_file,
@@ -109,7 +110,10 @@ class Service(IndexOperations, BackupControl):
         self._status_write: asyncio.Handle | None = None
         self._started_at = 0.0
         self._pass_executor: ThreadPoolExecutor | None = None
-        self._counts: dict[str, dict[str, int]] = {}
+        self._counts: dict[str, Counts] = {}
+        self._counts_read_at = 0.0  # monotonic; during a pass the counts follow the commits
+        self._counts_reading = False
+        self._background: set[asyncio.Future[None]] = set()
         self._indexer: Any = None
         self._states: dict[str, str] = {}
         self._last: dict[str, dict[str, Any]] = {}
@@ -329,16 +333,16 @@ class Service(IndexOperations, BackupControl):
         sources = []
         for s in self.settings.sources:
             sid = s.source_id
-            c = self._counts.get(sid, {})
+            progress = self._progress.get(sid)
+            c = live_counts(self._counts.get(sid), progress)
             retry = self.scheduler.retry(sid)
             watcher, watcher_reason = self.watchers.state(sid)
             sources.append(SourceStatus(
                 source_id=sid, source_type=s.source_type.value, enabled=s.enabled,
                 state=self._states.get(sid, "idle"), waiting=self._waiting_reason(s),
-                documents=c.get("indexed", 0), failed=c.get("failed", 0),
-                skipped=c.get("skipped", 0), chunks=c.get("chunks", 0),
+                **SourceStatus.count_fields(c),
                 watcher=watcher, watcher_reason=watcher_reason,
-                progress=self._progress.get(sid), last_sync=self._last.get(sid),
+                progress=progress, last_sync=self._last.get(sid),
                 queued=self.scheduler.is_queued(sid),
                 queued_paths=self.scheduler.queued_paths(sid),
                 failures=retry.failures, retry_in=round(retry.retry_in(), 1),
@@ -371,7 +375,7 @@ class Service(IndexOperations, BackupControl):
 
         checks = health.gather(self.settings, [s for s in self.settings.sources if s.enabled])
         paused, until = self.paused
-        return offline_status(self.settings.sources, self.counts(), self.recent_runs(),
+        return offline_status(self.settings.sources, self.source_counts(), self.recent_runs(),
                               health.summarize(checks, {}), paused, until)
 
     async def check_health(self) -> dict[str, Any]:
@@ -616,10 +620,30 @@ class Service(IndexOperations, BackupControl):
             self._schedule_status_write(0.5)
 
     async def _refresh_counts(self) -> None:
+        self._counts_reading = True
         try:
-            self._counts = await asyncio.to_thread(self.counts)
+            self._counts = await asyncio.to_thread(self.source_counts)
+            self._counts_read_at = time.monotonic()
         except Exception:
             log.exception("cannot read document counts")
+        finally:
+            self._counts_reading = False
+
+    def _refresh_counts_during_pass(self) -> None:
+        """On the loop, while a pass commits batches: read the counts again (at most every
+        COUNTS_REFRESH_S), so every face shows documents becoming searchable, not "0"."""
+        if self._counts_reading or self._stopping or \
+                time.monotonic() - self._counts_read_at < COUNTS_REFRESH_S:
+            return
+        self._counts_reading = True
+
+        async def go() -> None:
+            await self._refresh_counts()
+            self._schedule_status_write(0.5)
+
+        task = asyncio.ensure_future(go())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _hold_reason(self) -> str | None:
         paused, until = self.paused
@@ -711,8 +735,12 @@ class Service(IndexOperations, BackupControl):
     def _on_progress(self, progress: Progress) -> None:
         info = PassInfo(progress.phase, progress.done, progress.total, progress.failed,
                         progress.current, round(progress.rate, 2), progress.eta_s,
-                        progress.parsed)
+                        progress.parsed, progress.skipped)
+        before = self._progress.get(progress.source_id)
         self._progress[progress.source_id] = info
+        if (self._loop is not None and progress.done
+                and (before is None or before.done != progress.done)):
+            self._loop.call_soon_threadsafe(self._refresh_counts_during_pass)
         listener = self._listener
         if listener is not None:
             try:
@@ -726,7 +754,7 @@ class Service(IndexOperations, BackupControl):
         self.events.publish(PassProgress(
             source_id=progress.source_id, phase=info.phase, done=info.done, total=info.total,
             failed=info.failed, current=info.current, rate=info.rate, eta_s=info.eta_s,
-            parsed=info.parsed))
+            parsed=info.parsed, skipped=info.skipped))
 
     def _pause_path(self) -> Path:
         return self.settings.state_dir / PAUSE_FILE
@@ -743,6 +771,7 @@ class Service(IndexOperations, BackupControl):
 
 
 RETRY_FILES_AFTER_S = 60.0
+COUNTS_REFRESH_S = 2.0  # during a pass, the counts are read again at most this often
 
 
 def _describe(exc: BaseException, settings: Settings) -> str:

@@ -9,6 +9,7 @@ the process that wrote it is alive and the file is fresh.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.fsutil import write_atomic
+from app.models import Counts
 
 STATUS_FILE = "service-status.json"
 
@@ -34,6 +36,16 @@ class PassInfo:
     rate: float = 0.0
     eta_s: float | None = None
     parsed: int = 0
+    skipped: int = 0
+
+
+def live_counts(stored: Counts | None, progress: PassInfo | None) -> Counts:
+    """A source's counts as every face shows them: what the sync state holds (refreshed during
+    a pass as batches commit), plus the files the pass under way has yet to commit."""
+    c = stored or Counts()
+    if progress is None or progress.phase != "indexing":
+        return dataclasses.replace(c, in_progress=0)
+    return dataclasses.replace(c, in_progress=max(0, progress.total - progress.done))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +55,14 @@ class SourceStatus:
     enabled: bool = True
     state: str = "idle"  # idle | queued | scanning | indexing | maintaining | paused | error
     waiting: str = ""  # why it is not syncing now, in words ("" when it is not waiting)
+    # The source's Counts (app.models), flat in the JSON form: documents = Counts.indexed.
     documents: int = 0
     failed: int = 0
     skipped: int = 0
     chunks: int = 0
+    in_progress: int = 0
+    unsupported: int = 0
+    ignored: int = 0
     watcher: str = "off"  # watching | degraded | off
     watcher_reason: str = ""
     progress: PassInfo | None = None
@@ -57,12 +73,27 @@ class SourceStatus:
     retry_in: float = 0.0
     last_error: str = ""
 
+    @property
+    def counts(self) -> Counts:
+        return Counts(indexed=self.documents, in_progress=self.in_progress, failed=self.failed,
+                      skipped=self.skipped, unsupported=self.unsupported, ignored=self.ignored,
+                      chunks=self.chunks)
+
+    @staticmethod
+    def count_fields(c: Counts) -> dict[str, int]:
+        """A Counts as SourceStatus's fields (its constructor's keyword arguments)."""
+        return {"documents": c.indexed, "failed": c.failed, "skipped": c.skipped,
+                "chunks": c.chunks, "in_progress": c.in_progress,
+                "unsupported": c.unsupported, "ignored": c.ignored}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SourceStatus:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
         if values.get("progress"):
-            values["progress"] = PassInfo(**values["progress"])
+            pknown = {f.name for f in fields(PassInfo)}
+            values["progress"] = PassInfo(**{k: v for k, v in values["progress"].items()
+                                             if k in pknown})
         return cls(**values)
 
 
@@ -94,8 +125,14 @@ class ServiceStatus:
     def source(self, source_id: str) -> SourceStatus | None:
         return next((s for s in self.sources if s.source_id == source_id), None)
 
+    @property
+    def counts(self) -> Counts:
+        """Every source's counts, summed."""
+        return Counts.total(s.counts for s in self.sources)
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form; "counts" sums the sources' counts (read back from them)."""
+        return {**asdict(self), "counts": self.counts.as_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServiceStatus:
@@ -113,20 +150,18 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
             "maintenance_errors": run.get("maintenance_errors", [])}
 
 
-def offline_status(sources: Iterable[Any], counts: dict[str, dict[str, int]],
+def offline_status(sources: Iterable[Any], counts: dict[str, Counts],
                    runs: dict[str, dict[str, Any]], health: dict[str, Any], paused: bool,
                    paused_until: float | None) -> ServiceStatus:
     """What can be said with no service running: counts and the last passes from the sync
     state, and a health check made just now."""
     out = []
     for s in sources:
-        c = counts.get(s.source_id, {})
+        c = counts.get(s.source_id) or Counts()
         run = runs.get(s.source_id)
         out.append(SourceStatus(
             source_id=s.source_id, source_type=s.source_type.value, enabled=s.enabled,
-            documents=c.get("indexed", 0), failed=c.get("failed", 0),
-            skipped=c.get("skipped", 0), chunks=c.get("chunks", 0),
-            last_sync=run_summary(run) if run else None))
+            **SourceStatus.count_fields(c), last_sync=run_summary(run) if run else None))
     return ServiceStatus(running=False, paused=paused, paused_until=paused_until,
                          health=health, sources=tuple(out))
 

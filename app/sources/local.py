@@ -90,6 +90,7 @@ class LocalFolderSource:
         include_hidden: bool = False,
         follow_symlinks: bool = False,
         respect_gitignore: bool = True,
+        skip_dirs: Iterable[str] = (),
     ) -> None:
         self.config = config
         cfg = config.config
@@ -100,6 +101,11 @@ class LocalFolderSource:
             raise SourceError(f"Source {config.source_id!r} has no watch_paths.")
         self.roots = [os.path.abspath(os.path.expanduser(str(r))) for r in roots]
         self.patterns = list(cfg.get("file_patterns") or default_patterns)
+        # "*": every file is listed, so files of types the app does not read are counted and
+        # listed as unsupported instead of vanishing (the default for a folder).
+        self._all = "*" in self.patterns
+        # Folder names never walked (node_modules: other people's code, by the thousand).
+        self.skip_dirs = frozenset(skip_dirs)
         self.excludes = list(cfg.get("exclude_patterns") or [])
         self.include_hidden = bool(cfg.get("include_hidden", include_hidden))
         self.follow_symlinks = bool(cfg.get("follow_symlinks", follow_symlinks))
@@ -131,7 +137,7 @@ class LocalFolderSource:
     def wants_name(self, name: str) -> bool:
         lower = name.lower()
         dot = lower.rfind(".")
-        if not ((dot > 0 and lower[dot:] in self._include_exts)
+        if not (self._all or (dot > 0 and lower[dot:] in self._include_exts)
                 or (self._include_names is not None and self._include_names.match(lower))):
             return False
         return not (self._junk is not None and self._junk.match(lower))
@@ -194,6 +200,8 @@ class LocalFolderSource:
             complete.append(raw)
             if not self.include_hidden and any(p.startswith(".") for p in parts):
                 continue
+            if self.skip_dirs.intersection(parts[:-1]):
+                continue
             ignores = self._ancestor_ignores(root, parts[:-1])
             try:
                 st = os.stat(raw) if self.follow_symlinks else os.lstat(raw)
@@ -250,6 +258,7 @@ class LocalFolderSource:
         skip_hidden = not self.include_hidden
         check_hidden_attr = skip_hidden and bool(_HIDDEN_ATTR)
         exts, names_re, junk = self._include_exts, self._include_names, self._junk
+        all_files, skip_dirs = self._all, self.skip_dirs
         include_paths = self._include_paths
         append = items.append
         S_ISREG = stat_mod.S_ISREG
@@ -301,6 +310,8 @@ class LocalFolderSource:
                     unreadable.append(exc.strerror or str(exc))
                     continue
                 if is_dir:
+                    if name in skip_dirs:
+                        continue
                     rel = f"{rel_dir}{name}/"
                     if filtering and self._excluded(rel, local_ignores):
                         continue
@@ -308,7 +319,7 @@ class LocalFolderSource:
                     continue
                 lower = name.lower()
                 dot = lower.rfind(".")
-                if not ((dot > 0 and lower[dot:] in exts)
+                if not (all_files or (dot > 0 and lower[dot:] in exts)
                         or (names_re is not None and names_re.match(lower))):
                     continue
                 if junk is not None and junk.match(lower):

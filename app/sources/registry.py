@@ -43,14 +43,16 @@ def _local_roots(config: SourceConfig) -> list[str]:
 
 
 def _make_local(config: SourceConfig, settings: Any) -> Source:
-    from app.core.extract import DEFAULT_PATTERNS
+    from app.core.extract.triage import VENDOR_DIRS
     from app.sources.local import LocalFolderSource
 
-    # Add-on parsers extend what "every supported format" means.
-    plugin_patterns = tuple(f"*{ext}" for ext in settings.extractor_plugins)
-    return LocalFolderSource(config, default_patterns=DEFAULT_PATTERNS + plugin_patterns,
+    # Without file_patterns every file is listed: the pass reads what it can and records the
+    # rest as unsupported or generated, with the reason, so nothing vanishes without a trace.
+    skip_generated = getattr(settings, "skip_generated", True)
+    return LocalFolderSource(config, default_patterns=("*",),
                              include_hidden=settings.include_hidden,
-                             follow_symlinks=settings.follow_symlinks)
+                             follow_symlinks=settings.follow_symlinks,
+                             skip_dirs=VENDOR_DIRS if skip_generated else ())
 
 
 def _check_local(config: SourceConfig) -> SourceCheck:

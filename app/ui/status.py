@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.models import Counts
 from app.service.status import SourceStatus
 from app.wording import ago
 
@@ -27,7 +28,7 @@ class FailedEntry:
     doc_uid: str
     source_id: str
     uri: str
-    status: str  # failed | skipped
+    status: str  # failed | skipped | unsupported
     reason: str
     at: float
 
@@ -49,12 +50,18 @@ class Snapshot:
     taken_at: float = field(default_factory=time.time)
 
     @property
+    def counts(self) -> Counts:
+        """The service's counts of every source, summed (the same numbers as `status`)."""
+        return Counts.total(s.counts for s in self.sources)
+
+    @property
     def documents(self) -> int:
-        return sum(s.documents for s in self.sources)
+        return self.counts.indexed
 
     @property
     def failed_count(self) -> int:
-        return len(self.failed)
+        """Files that failed and a person can act on (skipped and unsupported ones are not)."""
+        return self.counts.failed
 
     def source(self, source_id: str) -> SourceStatus | None:
         return next((s for s in self.sources if s.source_id == source_id), None)
@@ -102,7 +109,9 @@ def tray_state(snap: Snapshot, attention: dict[str, str] | None = None,
         return PAUSED
     if snap.current or busy or any(s.state in ("scanning", "indexing") for s in snap.sources):
         return SYNCING
-    if attention or snap.failed or any(s.watcher == "degraded" for s in snap.sources):
+    # Only what a person can act on: a file skipped by design or unsupported never alarms.
+    if attention or snap.counts.needs_attention or any(
+            s.watcher == "degraded" for s in snap.sources):
         return ATTENTION
     return IDLE
 
@@ -126,6 +135,9 @@ def summary_line(snap: Snapshot, state: str, attention: dict[str, str] | None = 
         bad = [s.source_id for s in snap.sources if s.state == "error"]
         return f"{docs} · error in {', '.join(bad) or 'a source'}"
     if state == SYNCING:
+        busy = snap.counts.in_progress
+        if busy:
+            docs += f" ({busy:,} in progress)"
         for sid, p in (progress or {}).items():
             if p.get("phase") == "indexing" and p.get("total"):
                 return f"{docs} · syncing {sid}: {p.get('done', 0):,}/{p['total']:,}"
@@ -135,11 +147,35 @@ def summary_line(snap: Snapshot, state: str, attention: dict[str, str] | None = 
     if state == ATTENTION:
         if attention:
             return f"{docs} · needs attention: {next(iter(attention.values()))}"
-        if snap.failed:
-            n = len(snap.failed)
+        n = snap.failed_count
+        if n:
             return f"{docs} · {n} file{'s' if n != 1 else ''} could not be indexed"
         return f"{docs} · needs attention"
     return f"{docs} · {tail}"
+
+
+def counts_text(c: Counts) -> str:
+    """A source's counts in one line: "120 documents indexed · 0 failed · 2 skipped · 5
+    unsupported" (the parts that are zero, besides indexed and failed, are left out)."""
+    parts = [f"{c.indexed:,} document{'s' if c.indexed != 1 else ''} indexed"]
+    if c.in_progress:
+        parts.append(f"{c.in_progress:,} in progress")
+    parts.append(f"{c.failed:,} failed")
+    for n, word in ((c.skipped, "skipped"), (c.unsupported, "unsupported"),
+                    (c.ignored, "ignored")):
+        if n:
+            parts.append(f"{n:,} {word}")
+    return " · ".join(parts)
+
+
+def ledger_title(entries: tuple[FailedEntry, ...] | list[FailedEntry]) -> str:
+    """The title of the not-indexed files' list: "Failed files (1)", or with skipped and
+    unsupported files "Not indexed (1 failed, 6 skipped)"."""
+    failed = sum(e.status == "failed" for e in entries)
+    other = len(entries) - failed
+    if not other:
+        return f"Failed files ({failed})" if failed else "Failed files"
+    return f"Not indexed ({failed} failed, {other} skipped)"
 
 
 def why_slow(source: SourceStatus, snap: Snapshot, attention: dict[str, str] | None = None,

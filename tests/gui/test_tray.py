@@ -636,10 +636,15 @@ def test_a_folder_inside_a_source_and_an_unknown_model_are_refused_before_saving
     assert "wordllama:DIM" in settings.banner.label.text() and settings.banner.isVisible()
     assert config.read_text() == before
     assert getattr(settings, "confirm", None) is confirm  # no re-embed offered
-    # The model the index already has costs nothing, whatever was picked before.
-    settings.model.setCurrentText("wordllama")
+    # The model the index already has costs nothing (an earlier test may have switched it).
+    current = tray.service.index_model().replace("wordllama/l2_supercat-", "wordllama:")
+    other = "wordllama:128" if current != "wordllama:128" else "wordllama:64"
+    settings.model.setCurrentText(other)
+    assert settings.cost.isVisible()
+    settings.model.setCurrentText(current)
     assert not settings.cost.isVisible()
-    assert not tray.service.reembed_needed("wordllama")
+    assert not tray.service.reembed_needed(current)
+    settings.model.setCurrentText(tray.settings.values["embedder"])  # as the next tests expect
 
 
 def test_edit_and_remove_a_source_from_the_sources_window(docs_source, env, run):

@@ -52,7 +52,8 @@ def test_formats_and_bad_files(cli, home, docs, monkeypatch):
     # A timeout, a crashed parser and a file that vanished mid-read may pass: tried again.
     assert rep["retrying"] == 3
 
-    failed = {os.path.basename(f["uri"]): f for f in json.loads(cli.ok("failed", "--json").out)}
+    rows = json.loads(cli.ok("failed", "--all", "--json").out)  # skipped ones too
+    failed = {os.path.basename(f["uri"]): f for f in rows}
     assert set(failed) == set(EXPECTED)
     for name, (status, _kind, words) in EXPECTED.items():
         assert failed[name]["status"] == status, name

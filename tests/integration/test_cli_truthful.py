@@ -90,7 +90,8 @@ def test_documents_left_by_a_removed_source_are_listed_and_removable(cli, home, 
 
 def test_cleanup_removes_documents_of_removed_sources(cli, home, indexed):
     save_sources(load_settings(home=home), ())
-    cli.ok("cleanup")
+    out = cli.ok("cleanup").out
+    assert "Deleted 3 documents left in the index by the removed source 'docs'" in out
     assert assert_consistent(home) == ([], [])
 
 

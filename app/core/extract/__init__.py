@@ -94,17 +94,28 @@ def extract_path(
     *,
     max_bytes: int | None = None,
     plugins: Mapping[str, str] | None = None,
+    max_chars: int | None = None,
 ) -> Extracted:
     """Extract one file in this process. Raises ExtractionError for every expected failure.
 
     `plugins` maps an extension (".hang") to a "module:function" extractor that takes a path
-    and returns Extracted; plugins take precedence over the built-in formats.
+    and returns Extracted; plugins take precedence over the built-in formats. A file without
+    an extension is read as plain text when its first bytes are text (README, LICENSE); a
+    `.gz` of a text or HTML file is decompressed, at most `max_chars` bytes of it (a gzip bomb
+    is refused as too large).
     """
     path_str = os.fspath(path)
-    ext = os.path.splitext(path_str)[1].lower()
+    ext = _extension(path_str)
     fmt = _format_for(ext, plugins)
     _check_file(path_str, max_bytes)
     extractor = _load(fmt, ext)
+    if ext == "":
+        _sniff(path_str)
+    elif ext.endswith(".gz"):
+        from app.core.extract.compressed import extract_gzip
+
+        return extract_gzip(path_str, ext[:-3], lambda p: extract_path(
+            p, max_bytes=None, plugins=plugins), max_chars)
 
     try:
         result = extractor(path_str)
@@ -145,11 +156,41 @@ def load_reader(
     a reader that cannot be loaded; a loaded reader is cached, so the parse does not load it
     again.
     """
-    ext = os.path.splitext(os.fspath(path))[1].lower()
+    ext = _extension(os.fspath(path))
     _load(_format_for(ext, plugins), ext)
 
 
+def _extension(path: str) -> str:
+    """The lower-case extension; ".txt.gz" for a compressed text file, "" for none."""
+    name = os.path.basename(path).lower()
+    ext = os.path.splitext(name)[1]
+    if ext == ".gz":
+        return os.path.splitext(name[:-3])[1] + ".gz"
+    return ext
+
+
+def _sniff(path: str) -> None:
+    from app.core.extract.triage import NOT_TEXT_REASON, sniff_text
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError as exc:
+        raise _unreadable(exc) from None
+    if not sniff_text(head):
+        raise ExtractionError("unsupported", NOT_TEXT_REASON)
+
+
 def _format_for(ext: str, plugins: Mapping[str, str] | None) -> Format:
+    from app.core.extract.triage import gzip_inner_format_ok
+
+    if ext == "":
+        return find_format(".txt") or BUILTIN_FORMATS[".txt"]
+    if ext.endswith(".gz"):
+        if not gzip_inner_format_ok(ext[:-3], plugins):
+            raise ExtractionError("unsupported",
+                                  "Unsupported: compressed file that is not text (.gz).")
+        return Format("app.core.extract.compressed:extract_gzip", "compressed file")
     fmt = find_format(ext, plugins)
     if fmt is None:
         kind = f"Files of type {ext}" if ext else "Files without an extension"

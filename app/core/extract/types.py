@@ -50,6 +50,7 @@ ERROR_KINDS: dict[str, tuple[str, bool]] = {
     "empty": ("skipped", True),
     "no_text": ("skipped", True),
     "too_large": ("skipped", True),
+    "generated": ("skipped", True),  # minified code, search indexes, lock files, libraries
     # Not permanent: a timeout or a memory kill under load, a parser crash, an I/O error may
     # pass. These are retried on later passes (MAX_RETRIES times for one version of the file)
     # and never remove a previously indexed version.

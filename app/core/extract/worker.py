@@ -60,7 +60,7 @@ def _handle(path: str, max_bytes: int | None, plugins: Mapping[str, str] | None,
     from app.core.extract import extract_path
 
     try:
-        result = extract_path(path, max_bytes=max_bytes, plugins=plugins)
+        result = extract_path(path, max_bytes=max_bytes, plugins=plugins, max_chars=max_chars)
     except Exception as exc:
         return _error_reply(exc)
     # Checked here, so a document too long to index is never copied to the app's process.

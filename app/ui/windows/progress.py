@@ -81,7 +81,6 @@ class SourceProgress(QWidget):
     def show_status(self, source: SourceStatus, progress: dict[str, Any] | None,
                     why: str) -> None:
         state = source.state or "idle"
-        docs, failed = source.documents, source.failed
         p = progress if progress and progress.get("phase") == "indexing" else None
         if p and p.get("total"):
             done, total = int(p.get("done") or 0), int(p["total"])
@@ -106,7 +105,7 @@ class SourceProgress(QWidget):
             self.bar.setRange(0, 0)  # busy indicator: the amount of work is not known yet
             self.bar.setFormat("")
             self.state.setText(STATE_WORDS.get(state, state.title()))
-            self.counts.setText(f"{docs:,} documents indexed · {failed:,} failed")
+            self.counts.setText(st.counts_text(source.counts))
             self._set_current("")
         else:
             self.bar.setRange(0, 1)
@@ -115,7 +114,7 @@ class SourceProgress(QWidget):
             self.state.setText(STATE_WORDS.get(state, state.title()))
             last = (source.last_sync or {}).get("finished_at")
             tail = f" · last sync {st.ago(last)}" if last else ""
-            self.counts.setText(f"{docs:,} documents indexed · {failed:,} failed{tail}")
+            self.counts.setText(st.counts_text(source.counts) + tail)
             self._set_current("")
         self.why.setText(why)
         self.why.setVisible(bool(why))
@@ -348,7 +347,7 @@ class ProgressWindow(QWidget):
             if e.doc_uid in selected:
                 self.failed.selectRow(r)
         n = len(failed)
-        self.tabs.setTabText(1, f"Failed files ({n})" if n else "Failed files")
+        self.tabs.setTabText(1, st.ledger_title(failed))
         self.failed.setVisible(bool(n))
         self.failed_empty.setVisible(not n)
         self._update_ledger_buttons()

@@ -399,7 +399,7 @@ class SourcesWindow(QWidget):
         if sid is None:
             return None
         row = self.c.service.get_status().source(sid) if self.c.service else None
-        n = (row.documents + row.failed + row.skipped) if row else 0
+        n = (row.documents + row.failed + row.skipped + row.unsupported) if row else 0
         docs = f"its {n:,} documents" if n else "its documents"
         box = QMessageBox(QMessageBox.Icon.Question, "Remove source",
                           f"Remove the source {sid!r} and delete {docs} from the index?\n\n"

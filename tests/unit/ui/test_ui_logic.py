@@ -38,7 +38,41 @@ def test_tray_state_priorities():
     assert st.tray_state(idle, {"keyring": "locked"}) == st.ATTENTION
     assert st.tray_state(st.Snapshot((src(watcher="degraded"),))) == st.ATTENTION
     failed = st.FailedEntry("docs:a", "docs", "file:///a.pdf", "failed", "bad", 0.0)
-    assert st.tray_state(st.Snapshot((src(),), failed=(failed,))) == st.ATTENTION
+    assert st.tray_state(st.Snapshot((src(failed=1),), failed=(failed,))) == st.ATTENTION
+
+
+def test_skipped_and_unsupported_files_never_alarm():
+    """An empty file, an image, a .gz of a binary, a searchindex.js: skipped by design or
+    unsupported, listed with the reason, but the tray stays idle and says nothing failed."""
+    entries = (
+        st.FailedEntry("docs:e", "docs", "file:///e.txt", "skipped", "empty", 0.0),
+        st.FailedEntry("docs:p", "docs", "file:///p.png", "unsupported", "png", 0.0),
+        st.FailedEntry("docs:s", "docs", "file:///searchindex.js", "skipped", "generated", 0.0))
+    snap = st.Snapshot((src(skipped=2, unsupported=1),), failed=entries)
+    assert st.tray_state(snap) == st.IDLE
+    assert snap.failed_count == 0
+    assert st.summary_line(snap, st.IDLE) == "12,345 documents · synced 2 min ago"
+    assert st.ledger_title(entries) == "Not indexed (0 failed, 3 skipped)"
+    assert st.counts_text(snap.sources[0].counts) == \
+        "12,345 documents indexed · 0 failed · 2 skipped · 1 unsupported"
+    # A real failure does alarm, and the line counts only it.
+    bad = st.FailedEntry("docs:b", "docs", "file:///b.pdf", "failed", "damaged", 0.0)
+    snap = st.Snapshot((src(failed=1, skipped=2, unsupported=1),), failed=(*entries, bad))
+    assert st.tray_state(snap) == st.ATTENTION
+    assert st.summary_line(snap, st.ATTENTION).endswith("1 file could not be indexed")
+    assert st.ledger_title((bad,)) == "Failed files (1)"
+
+
+def test_counts_during_a_first_sync_are_live():
+    from app.models import Counts
+    from app.service.status import PassInfo, live_counts
+
+    stored = Counts(indexed=40, skipped=1, chunks=90)
+    during = live_counts(stored, PassInfo("indexing", done=41, total=394))
+    assert (during.indexed, during.in_progress) == (40, 353)
+    assert live_counts(stored, None).in_progress == 0
+    snap = st.Snapshot((src(state="indexing", documents=40, in_progress=353),))
+    assert st.summary_line(snap, st.SYNCING).startswith("40 documents (353 in progress)")
 
 
 def test_summary_line_reads_like_a_sentence():
