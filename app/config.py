@@ -34,7 +34,7 @@ def _cpu_default() -> int:
 class FieldSpec:
     name: str
     env: str | None
-    kind: str  # int | float | bool | str | choice | path
+    kind: str  # int | float | bool | str | choice | path | embedder
     default: Any
     help: str
     minimum: float | None = None
@@ -120,7 +120,7 @@ FIELDS: tuple[FieldSpec, ...] = (
               "Seconds one file may take to parse before it is marked failed", 0.5, 3600),
     FieldSpec("parse_memory_mb", "LANCEDB_SYNC_PARSE_MEMORY_MB", "int", 1536,
               "Memory limit of a parser worker, in MB (0 = none)", 0, 1 << 20),
-    FieldSpec("embedder", "LANCEDB_SYNC_EMBEDDER", "str", "wordllama",
+    FieldSpec("embedder", "LANCEDB_SYNC_EMBEDDER", "embedder", "wordllama",
               "Embedding model: wordllama, wordllama:DIM, ollama:MODEL, openai:MODEL"),
     FieldSpec("embed_url", "LANCEDB_SYNC_EMBED_URL", "str", None,
               "Base URL of an HTTP embedding endpoint (Ollama or OpenAI-compatible)"),
@@ -162,6 +162,9 @@ def _accepted(spec: FieldSpec) -> str:
         return "true/false (also 1/0, yes/no, on/off)"
     if spec.kind == "choice":
         return ", ".join(spec.choices)
+    if spec.kind == "embedder":
+        return ("wordllama, wordllama:DIM (DIM 64, 128 or 256), ollama:MODEL or openai:MODEL "
+                "(for example ollama:nomic-embed-text)")
     if spec.kind in ("int", "float"):
         noun = "a whole number" if spec.kind == "int" else "a number"
         lo = "" if spec.minimum is None else f"{spec.minimum:g}"
@@ -205,7 +208,31 @@ def _coerce(spec: FieldSpec, raw: Any, origin: str) -> Any:
     text = str(raw).strip()
     if not text:
         raise bad()
+    if spec.kind == "embedder" and not is_embedder_spec(text):
+        raise bad()
     return text
+
+
+def check_setting(name: str, raw: Any) -> Any:
+    """The value `raw` would be saved as, or ConfigError saying what is accepted (a form
+    checks a value with this before writing anything)."""
+    spec = _SPEC.get(name)
+    if spec is None:
+        raise ConfigError(f"Unknown setting {name!r}.")
+    return _coerce(spec, raw, f"Setting {name}")
+
+
+WORDLLAMA_DIMS = ("64", "128", "256")
+
+
+def is_embedder_spec(text: str) -> bool:
+    """Whether `text` names an embedding model the app can use: wordllama, wordllama:DIM,
+    ollama:MODEL, openai:MODEL (checked by form only: whether an endpoint serves MODEL is
+    known when it is first asked)."""
+    name, colon, arg = text.partition(":")
+    if name == "wordllama":
+        return not colon or arg in WORDLLAMA_DIMS
+    return name in ("ollama", "openai") and bool(arg.strip())
 
 
 @dataclass(frozen=True)

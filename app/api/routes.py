@@ -28,6 +28,7 @@ from app.api.models import (
     SourceIn,
     SourceOut,
 )
+from app.service.source_rules import SourceConfigError
 
 health_router = APIRouter()
 # The guard (security.py) checks the token before any route runs; declaring the scheme here
@@ -125,7 +126,12 @@ async def add_source(request: Request, body: SourceIn) -> dict[str, Any]:
     config = _local_config(body.config)
     source = SourceConfig(SourceType(body.source_type), body.source_id, config,
                           body.poll_interval, body.enabled)
-    await service.add_source(source)
+    try:  # the rules every face shares: app/service/source_rules.py
+        await service.add_source(source)
+    except SourceConfigError as exc:
+        raise ApiError(422, "invalid_value", str(exc),
+                       "config.watch_paths" if exc.field == "watch_paths" else exc.field
+                       ) from None
     return _source_out(service, source)
 
 
@@ -165,12 +171,21 @@ def _local_config(config: dict[str, Any]) -> dict[str, Any]:
 
 @router.delete("/sources/{source_type}/{source_id}", tags=["sources"], responses=ERRORS)
 async def remove_source(request: Request, source_type: str, source_id: str,
-                        purge: bool = False) -> dict[str, Any]:
-    """Forget a source; `?purge=true` also deletes its documents from the index."""
+                        purge: bool = True) -> dict[str, Any]:
+    """Forget a source and delete its documents from the index (`documents`: how many). A
+    removed source's documents cannot be kept (`?purge=false` is refused): disable the source
+    to stop syncing it and keep them. Also removes the documents a source removed by an
+    earlier version left in the index."""
     service = _ctx(request).service
-    _find_source(service, source_type, source_id)
-    await service.remove_source(source_id, purge=purge)
-    return {"removed": source_id, "purged": purge}
+    if not purge:
+        raise ApiError(422, "invalid_value", "A removed source's documents cannot be kept "
+                       "(they would stay searchable but be counted and managed nowhere); "
+                       "disable the source instead to keep them.", "purge")
+    if service.settings.source(source_id) is not None or source_id not in await \
+            asyncio.to_thread(service.detached_sources):
+        _find_source(service, source_type, source_id)
+    documents = await service.remove_source(source_id)
+    return {"removed": source_id, "purged": True, "documents": documents}
 
 
 @router.post("/sources/{source_type}/{source_id}/scan", status_code=202, tags=["sources"],

@@ -22,6 +22,8 @@ def cmd_cleanup(args: Any, settings: Any) -> int:
           f"{len(result['documents_to_redo'])} documents will be re-indexed on the next sync; "
           f"versions {before['chunks_versions']}→{after['chunks_versions']}, "
           f"fragments {before['chunks_fragments']}→{after['chunks_fragments']}.")
+    for sid, n in sorted(result.get("detached_removed", {}).items()):
+        print(f"Deleted {n} documents left in the index by the removed source {sid!r}.")
     for step, why in result["maintenance_errors"].items():
         print(f"  ! {step} failed: {why}; it is tried again later.")
     return EXIT_OK

@@ -23,18 +23,23 @@ class StatusLine:
         self.enabled = sys.stderr.isatty()
         self._shown = False
 
-    def show(self, line: str) -> None:
-        cols = 100
+    @staticmethod
+    def columns() -> int:
         with contextlib.suppress(OSError):
-            cols = os.get_terminal_size(sys.stderr.fileno()).columns
+            return os.get_terminal_size(sys.stderr.fileno()).columns
+        return 80
+
+    def show(self, line: str) -> None:
+        cols = self.columns()
         sys.stderr.write("\r" + line[:cols - 1].ljust(cols - 1))
         sys.stderr.flush()
         self._shown = True
 
     def finish(self) -> None:
         if self._shown:
-            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.write("\r" + " " * (self.columns() - 1) + "\r")
             sys.stderr.flush()
+            self._shown = False
 
 
 class ProgressLine(StatusLine):
@@ -51,17 +56,38 @@ class ProgressLine(StatusLine):
         if p.phase == "indexing" and now - self._last < 0.1 and p.done != p.total:
             return
         self._last = now
-        if p.phase == "indexing" and p.total:
-            width = 24
-            filled = int(width * p.done / p.total)
-            left = f"ETA {eta(p.eta_s)}" if p.eta_s is not None else ""
-            where = tail(p.current.removeprefix("file://"), 40)
-            line = (f"{p.source_id}: [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total}"
-                    f" indexed ({p.parsed} read) {p.rate:.0f}/s {left} {p.failed} failed  "
-                    f"{where}")
-        else:
-            line = f"{p.source_id}: {p.phase}…"
-        self.show(line)
+        if p.phase == "done":  # the summary says it; a stopped pass was not "done"
+            self.finish()
+            return
+        self.show(progress_text(p, self.columns() - 1))
+
+
+def progress_text(p: Any, width: int) -> str:
+    """A pass's progress in at most `width` characters. The counts are never cut: the bar
+    shrinks, then the rate and ETA go, and the file name is shortened from the left
+    ("…/notes/today.md") or left out."""
+    sid = tail(p.source_id, 24)
+    if p.phase != "indexing" or not p.total:
+        return f"{sid}: {p.phase}…"[:width]
+    counts = f"{p.done}/{p.total} indexed"
+    failed = f"{p.failed} failed" if p.failed else ""
+    extras = [f"ETA {eta(p.eta_s)}" if p.eta_s is not None else "", f"{p.rate:.0f}/s",
+              f"({p.parsed} read)"]
+    where = p.current.removeprefix("file://")
+    line = ""
+    for bar, keep in ((24, 3), (12, 3), (12, 2), (12, 1), (0, 2), (0, 1), (0, 0)):
+        parts = [f"{sid}:"]
+        if bar:
+            filled = int(bar * p.done / p.total)
+            parts.append(f"[{'#' * filled}{'.' * (bar - filled)}]")
+        parts += [counts, *[e for e in extras[:keep] if e], failed]
+        line = " ".join(x for x in parts if x)
+        room = width - len(line) - 2
+        if room >= 12 or (not where and len(line) <= width):
+            return f"{line}  {tail(where, room)}" if where else line
+    if len(line) <= width:
+        return line
+    return " ".join(x for x in (counts, failed) if x)[:width]
 
 
 class TransferLine(StatusLine):

@@ -42,10 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=".gitignore-style pattern to leave out (repeatable)")
     ls = src_sub.add_parser("list", help="list sources")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
-    rm = src_sub.add_parser("remove", help="remove a source")
+    rm = src_sub.add_parser("remove", help="remove a source and delete its documents from "
+                            "the index")
     rm.add_argument("source_id", metavar="ID")
     rm.add_argument("--purge", action="store_true",
-                    help="also delete its documents from the index")
+                    help="accepted for older scripts: removing always deletes the documents")
 
     sync = sub.add_parser("sync", help="run one sync pass")
     sync.add_argument("--source", dest="source_id", metavar="ID", help="only this source")

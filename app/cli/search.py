@@ -23,6 +23,8 @@ def cmd_search(args: Any, settings: Any) -> int:
                             f"{args.modified_after!r}.", EXIT_USAGE) from None
     if args.k < 1:
         raise UserError("-k must be at least 1.", EXIT_USAGE)
+    if args.source_id and args.snapshot is None and settings.source(args.source_id) is None:
+        raise UserError(f"No source named {args.source_id!r}.", EXIT_USAGE)
     query = " ".join(args.query)
     hits = None
     # The API searches the local index only, by whole days.

@@ -167,6 +167,10 @@ class Indexer:
         for source_id in self._pending_purges():
             log.warning("finishing the interrupted removal of source %s", source_id)
             self._purge(source_id)
+        # The mirror now describes this index: say which, so that a reader with another
+        # LANCEDB_URI does not take its counts for its own (app/service/health.py).
+        if self.state.get_meta("index_uri") != self.settings.index_uri:
+            self.state.set_meta("index_uri", self.settings.index_uri)
         self._checked = True
 
     def _chunks_fingerprint(self) -> str | None:

@@ -20,20 +20,22 @@ from app.core.lock import IndexLockedError
 from app.core.model_switch import ModelChangeError
 from app.core.reembed import ReembedError
 from app.service.operations import PassError, SearchError
+from app.service.source_rules import SourceConfigError
 from app.sources.base import SourceError
 
 __all__ = [
     "BUSY", "FOR_PEOPLE", "USAGE", "BackupBusyError", "BackupConfigError", "BackupError",
     "ChooseSnapshotError", "EmbeddingError", "IndexLockedError", "LeaseHeldError",
     "ModelChangeError", "PassError", "ReembedError", "RestoreRefusedError", "SearchError",
-    "SourceError",
+    "SourceConfigError", "SourceError",
     "disk_full_message", "is_disk_full", "is_store_error", "one_line",
 ]
 
 # Another process holds what this one needs.
 BUSY: tuple[type[Exception], ...] = (IndexLockedError, LeaseHeldError, BackupBusyError)
 # The settings or the request cannot work as given.
-USAGE: tuple[type[Exception], ...] = (BackupConfigError, RestoreRefusedError)
+USAGE: tuple[type[Exception], ...] = (BackupConfigError, RestoreRefusedError,
+                                      SourceConfigError)
 # Failures whose message is written for the person (no traceback needed).
 FOR_PEOPLE: tuple[type[Exception], ...] = (BackupError, ModelChangeError, SourceError,
                                            EmbeddingError, SearchError, ReembedError,

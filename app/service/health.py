@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Iterable
@@ -36,12 +37,46 @@ class Check:
         return self.status == OK
 
 
+def index_location_problem(index_uri: str) -> str | None:
+    """What makes the index's folder unusable, in words, or None: a file where a folder must
+    be (the index path itself or a folder above it), or no permission to create or write it.
+    None for a remote index, and for a folder that does not exist yet but can be made."""
+    root = local_index_folder(index_uri)
+    if root is None:
+        return None
+    where = f"The index location {root} cannot be used"
+    fix = " Set LANCEDB_URI to a folder you can write to, or fix that."
+    p = root
+    while True:
+        try:
+            st = os.stat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            if p == p.parent:
+                return None
+            p = p.parent
+            continue
+        except PermissionError:
+            return f"{where}: no permission to look inside {p.parent}.{fix}"
+        except OSError as exc:
+            return f"{where}: {p}: {exc.strerror or exc}.{fix}"
+        if not stat.S_ISDIR(st.st_mode):
+            return f"{where}: {p} is a file, not a folder.{fix}"
+        if not os.access(p, os.W_OK | os.X_OK):
+            verb = "write in" if p == root else "create folders in"
+            return f"{where}: no permission to {verb} {p}.{fix}"
+        return None
+
+
 def check_index(index_uri: str, tables: Iterable[str]) -> list[Check]:
-    """Readable: each existing table's newest manifest opens. Writable: a probe file can be
-    created and removed in the index folder (a read-only or full disk fails here first)."""
+    """Usable: the folder is (or can be made) a folder this user writes. Readable: each
+    existing table's newest manifest opens. Writable: a probe file can be created and
+    removed in the index folder (a read-only or full disk fails here first)."""
     root = local_index_folder(index_uri)
     if root is None:
         return [Check("index", OK, "remote index; not checked from here")]
+    problem = index_location_problem(index_uri)
+    if problem:
+        return [Check("index_location", ERROR, problem)]
     checks: list[Check] = []
     if not root.exists():
         return [Check("index_readable", OK, "no index yet; it is created by the first sync")]
@@ -94,6 +129,37 @@ def check_state(state_dir: Path) -> Check:
     return Check("state", OK, str(db))
 
 
+def state_index_mismatch(settings: Any) -> str:
+    """Why the sync state (its counts, model, journal) describes another index than this
+    one (LANCEDB_URI changed since it was written), in words; "" when it describes this one
+    or nothing. The state records the index its mirror was made from; a state written
+    before it did so is judged by the documents table: mirrored, yet not there."""
+    from app.core.state import read_meta, table_version_fingerprint
+
+    db = settings.state_db_path
+    if not db.exists():
+        return ""
+    uri = settings.index_uri
+    recorded = read_meta(db, "index_uri")
+    if recorded is not None:
+        if recorded == uri or _same_folder(recorded, uri):
+            return ""
+        other = f"the index at {recorded}"
+    else:
+        if settings.index_dir is None or read_meta(db, "documents_version") is None:
+            return ""
+        if table_version_fingerprint(uri, settings.documents_table) is not None:
+            return ""
+        other = "another index"
+    return (f"The sync state in {settings.state_dir} describes {other}, not {uri}: its "
+            "counts are not shown. The next sync of this index rebuilds it from this index.")
+
+
+def _same_folder(a: str, b: str) -> bool:
+    fa, fb = local_index_folder(a), local_index_folder(b)
+    return fa is not None and fa == fb
+
+
 def check_sync_state(state_dir: Path, source_ids: Iterable[str]) -> list[Check]:
     """What the last passes left to say: folders they could not read, a pass that ended in an
     error (the next one repairs and retries), index upkeep that failed (retried later)."""
@@ -143,7 +209,13 @@ def check_disk(index_uri: str, min_free_mb: int) -> Check:
     root = local_index_folder(index_uri)
     if root is None:
         return Check("disk_space", OK, "remote index")
-    free = free_disk_mb(root)
+    if index_location_problem(index_uri):  # check_index says what is wrong; not the disk
+        return Check("disk_space", OK, "not checked: the index location cannot be used")
+    try:
+        free = free_disk_mb(root)
+    except OSError as exc:
+        return Check("disk_space", WARNING, f"The free space of the index's disk cannot be "
+                     f"read ({exc.strerror or exc}).")
     if free < min_free_mb:
         return Check("disk_space", ERROR,
                      f"Only {free:,.0f} MB free on the index's disk (at least {min_free_mb:,} MB "
@@ -173,6 +245,11 @@ def gather(settings: Any, sources: Iterable[SourceConfig]) -> list[Check]:
     sources = list(sources)
     checks = check_index(settings.index_uri, (settings.documents_table, settings.chunks_table))
     checks.append(check_state(settings.state_dir))
+    mismatch = state_index_mismatch(settings)
+    if mismatch:
+        checks.append(Check("state_index", WARNING, mismatch))
+        return [*checks, check_disk(settings.index_uri, settings.min_free_disk_mb),
+                *(check_source(s) for s in sources)]
     checks.append(check_disk(settings.index_uri, settings.min_free_disk_mb))
     checks.extend(check_source(s) for s in sources)
     checks.extend(check_sync_state(settings.state_dir, [s.source_id for s in sources]))

@@ -181,9 +181,10 @@ class IndexOperations:
         the sync state and the files the person ignored; never opens the index. The running
         service adds the pass under way (status.live_counts)."""
         from app.core.state import SyncState
+        from app.service.health import state_index_mismatch
 
-        if not self.settings.state_db_path.exists():
-            return {}
+        if not self.settings.state_db_path.exists() or state_index_mismatch(self.settings):
+            return {}  # nothing indexed yet, or the state describes another index
         ignored = self.ignored()
         with SyncState.open(self.settings.state_dir) as state:
             rows = state.counts()
@@ -194,12 +195,20 @@ class IndexOperations:
         """`source_counts` as plain dicts ("indexed", "failed", "skipped", "unsupported", ...)."""
         return {sid: c.as_dict() for sid, c in self.source_counts().items()}
 
+    def detached_sources(self) -> dict[str, dict[str, int]]:
+        """Documents in the index whose source is no longer configured (an earlier version
+        could remove a source and keep them), by source id, with their counts: `status`
+        lists them, and `remove_source` or `cleanup` deletes them."""
+        configured = {s.source_id for s in self.settings.sources}
+        return {sid: c for sid, c in self.counts().items() if sid not in configured}
+
     def failed_files(self, source_id: str | None = None, *,
                      include_ignored: bool = False) -> list[FailedFile]:
         """The ledger: every file not indexed as it is now, and why."""
         from app.core.state import SyncState
+        from app.service.health import state_index_mismatch
 
-        if not self.settings.state_db_path.exists():
+        if not self.settings.state_db_path.exists() or state_index_mismatch(self.settings):
             return []
         with SyncState.open(self.settings.state_dir) as state:
             rows = state.failed(source_id)
@@ -211,15 +220,21 @@ class IndexOperations:
     def recent_runs(self) -> dict[str, dict[str, Any]]:
         """The latest pass of each source: when, how it ended, its problems."""
         from app.core.state import SyncState
+        from app.service.health import state_index_mismatch
 
-        if not self.settings.state_db_path.exists():
+        if not self.settings.state_db_path.exists() or state_index_mismatch(self.settings):
             return {}
         with SyncState.open(self.settings.state_dir) as state:
             return state.last_runs()
 
     def index_model(self) -> str:
+        """The embedding model of this index's chunks ("" when empty, or when the sync state
+        describes another index)."""
         from app.core.state import read_meta
+        from app.service.health import state_index_mismatch
 
+        if state_index_mismatch(self.settings):
+            return ""
         return read_meta(self.settings.state_db_path, "index_model") or ""
 
     def ignored(self) -> set[str]:
@@ -247,6 +262,15 @@ class IndexOperations:
         wanted = embedder_model_id(self.settings.embedder)
         chunks = sum(c.chunks for c in self.source_counts().values())
         return ReembedPlan(self.index_model(), wanted, chunks, switch_cost(wanted, chunks))
+
+    def reembed_needed(self, embedder: str) -> bool:
+        """Whether choosing `embedder` (a spec such as "wordllama:64") means re-embedding the
+        index: it holds chunks of another model. False for an empty index, and for the model
+        it already uses, whatever the settings say now. A quick read of the sync state."""
+        from app.core.model_switch import embedder_model_id
+
+        current = self.index_model()
+        return bool(current) and current != embedder_model_id(embedder)
 
     @staticmethod
     def reembed_cost(embedder: str, chunks: int) -> str:
@@ -316,8 +340,18 @@ class IndexOperations:
         pass
 
     async def cleanup(self) -> dict[str, Any]:
-        """Repair, compact and prune old versions (the seed's failed-sync cleanup)."""
-        return await self._on_writer(lambda ix: ix.cleanup())
+        """Repair, compact and prune old versions (the seed's failed-sync cleanup), and delete
+        the documents of sources no longer configured (`detached_sources`)."""
+        detached = sorted(self.detached_sources())
+
+        def clean(ix: Any) -> dict[str, Any]:
+            report = ix.cleanup()
+            removed = {sid: ix.purge_source(sid) for sid in detached}
+            if removed:
+                report = {**report, "detached_removed": removed}
+            return report
+
+        return await self._on_writer(clean)
 
     async def check(self, *, repair: bool = False,
                     on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:

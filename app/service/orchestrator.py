@@ -194,38 +194,68 @@ class Service(IndexOperations, BackupControl):
     # -- sources ----------------------------------------------------------------------------------
 
     async def add_source(self, source: SourceConfig) -> None:
-        if self.settings.source(source.source_id):
-            raise ValueError(f"A source named {source.source_id!r} exists already.")
+        """Save a new source and, while running, start syncing it. Raises SourceConfigError
+        (app/service/source_rules.py) when it cannot be used: a taken name, a missing folder,
+        a folder inside or around another source's (its files would be indexed twice)."""
+        from app.service.source_rules import check_source
+
+        check_source(source, self.settings.sources)
         self.settings = save_sources(self.settings, (*self.settings.sources, source))
         if source.enabled and self._loop is not None:
             await self._arm(source)
 
-    async def remove_source(self, source_id: str, *, purge: bool = False) -> None:
-        """Stop serving a source and forget it; with `purge`, delete its documents too. If the
-        deletion is interrupted, the next write (or the service's own retry) finishes it."""
+    async def remove_source(self, source_id: str, *, purge: bool = True) -> int:
+        """Stop serving a source, forget it and delete its documents from the index: a removed
+        source's documents would be searchable yet counted and managed nowhere. (To stop
+        syncing a source and keep its documents, disable it.) Also removes the documents
+        left in the index by a source removed without them (`detached_sources`). Returns
+        how many documents were deleted. If the deletion is interrupted, the next write (or
+        the service's own retry) finishes it."""
+        from app.service.source_rules import SourceConfigError
+
+        if not purge:
+            raise SourceConfigError("A removed source's documents cannot be kept (they would "
+                                    "stay searchable but no longer be counted or managed); "
+                                    "disable the source instead to keep them.", "purge")
+        configured = self.settings.source(source_id) is not None
+        if not configured and source_id not in self.detached_sources():
+            raise SourceConfigError(f"No source named {source_id!r}.", "source_id")
+        if not self.running:
+            # Documents first: if that is interrupted, the source stays configured and
+            # removing it again finishes the job.
+            documents = await self.purge_source(source_id)
+            if configured:
+                self.settings = save_sources(self.settings, tuple(
+                    s for s in self.settings.sources if s.source_id != source_id))
+            return documents
         await self.watchers.disarm(source_id)
         self.scheduler.disarm(source_id)
-        self.settings = save_sources(self.settings, tuple(
-            s for s in self.settings.sources if s.source_id != source_id))
+        if configured:
+            self.settings = save_sources(self.settings, tuple(
+                s for s in self.settings.sources if s.source_id != source_id))
         self._states.pop(source_id, None)
         if self._current == source_id:
             self.cancel_current()
-        if purge:
-            try:
-                await self.purge_source(source_id)
-            except Exception as exc:
-                if not self.running:
-                    raise
-                log.exception("removing the documents of %s failed", source_id)
-                self._purge_pending = True
-                wait = self.scheduler.retry(PURGE_RETRY).record_failure(str(exc))
-                self.events.publish(SyncFailed(source_id=source_id,
-                                               reason=_describe(exc, self.settings),
-                                               retry_in=round(wait, 1)))
-                self._poke()
-            await self._refresh_counts()
+        documents = 0
+        try:
+            documents = await self.purge_source(source_id)
+        except Exception as exc:
+            log.exception("removing the documents of %s failed", source_id)
+            self._purge_pending = True
+            wait = self.scheduler.retry(PURGE_RETRY).record_failure(str(exc))
+            self.events.publish(SyncFailed(source_id=source_id,
+                                           reason=_describe(exc, self.settings),
+                                           retry_in=round(wait, 1)))
+            self._poke()
+        await self._refresh_counts()
+        return documents
 
     async def update_source(self, source: SourceConfig) -> None:
+        """Save a changed source (same id) and sync it again; raises SourceConfigError as
+        `add_source` does."""
+        from app.service.source_rules import check_source
+
+        check_source(source, self.settings.sources, editing=True)
         await self.watchers.disarm(source.source_id)
         self.scheduler.disarm(source.source_id)
         self.settings = save_sources(self.settings, tuple(
@@ -341,7 +371,8 @@ class Service(IndexOperations, BackupControl):
             health_check_interval=self.settings.health_check_interval, paused=paused,
             paused_until=until, held=self._hold, on_battery=self._on_battery,
             current=self._current, queue=self.scheduler.depth(), health=self._health,
-            backup=self._backup_status or None, sources=tuple(sources))
+            backup=self._backup_status or None, sources=tuple(sources),
+            index=self.settings.index_uri)
 
     def read_status(self) -> ServiceStatus:
         """The status of whatever serves this index: this service if it runs here, else the
@@ -350,6 +381,8 @@ class Service(IndexOperations, BackupControl):
         if self.running:
             return self.get_status()
         running = read_running_status(self.settings.state_dir)
+        if running is not None and running.index not in ("", self.settings.index_uri):
+            running = None  # a service on this state folder serving another index
         if running is not None:
             # Passes from before that service started are in the journal.
             runs = self.recent_runs()

@@ -120,6 +120,7 @@ class ServiceStatus:
     health: dict[str, Any] = field(default_factory=dict)  # health.summarize(...)
     backup: dict[str, Any] | None = None
     sources: tuple[SourceStatus, ...] = ()
+    index: str = ""  # the index this describes (LANCEDB_URI); "" in a file of an older version
 
     def source(self, source_id: str) -> SourceStatus | None:
         return next((s for s in self.sources if s.source_id == source_id), None)

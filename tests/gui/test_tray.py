@@ -619,6 +619,45 @@ def test_changing_the_model_asks_then_reembeds_and_restarts(indexed, run):
     assert search.hits[0].title.lower().startswith("renewing a passport")
 
 
+def test_a_folder_inside_a_source_and_an_unknown_model_are_refused_before_saving(
+        docs_source, env, run):
+    """Issue 16 items 4 and 6: the Sources dialog names the source a folder overlaps (the
+    service's one check), and the Settings window says what models it accepts without
+    writing config.toml or offering a re-embed."""
+    tray = docs_source
+    window = tray.show_window("sources")
+    inner = env["docs"] / "inner"
+    inner.mkdir(exist_ok=True)
+    dialog = window.add_source()
+    dialog.add_folder(str(inner))
+    dialog.id_edit.setText("inner")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert dialog.isVisible() and "'docs'" in dialog.error.text()
+    assert "twice" in dialog.error.text()
+    dialog.reject()
+    assert [s.source_id for s in tray.service.settings.sources] == ["docs"]
+
+    settings = tray.show_window("settings")
+    config = env["home"] / "config" / "config.toml"
+    before = config.read_text()
+    settings.model.setCurrentText("foo")
+    assert not settings.cost.isVisible()
+    confirm = getattr(settings, "confirm", None)
+    settings.apply()
+    assert "wordllama:DIM" in settings.banner.label.text() and settings.banner.isVisible()
+    assert config.read_text() == before
+    assert getattr(settings, "confirm", None) is confirm  # no re-embed offered
+    # The model the index already has costs nothing (an earlier test may have switched it).
+    current = tray.service.index_model().replace("wordllama/l2_supercat-", "wordllama:")
+    other = "wordllama:128" if current != "wordllama:128" else "wordllama:64"
+    settings.model.setCurrentText(other)
+    assert settings.cost.isVisible()
+    settings.model.setCurrentText(current)
+    assert not settings.cost.isVisible()
+    assert not tray.service.reembed_needed(current)
+    settings.model.setCurrentText(tray.settings.values["embedder"])  # as the next tests expect
+
+
 def test_edit_and_remove_a_source_from_the_sources_window(docs_source, env, run):
     from PySide6.QtWidgets import QMessageBox
 
@@ -635,8 +674,12 @@ def test_edit_and_remove_a_source_from_the_sources_window(docs_source, env, run)
     window.table.selectRow(0)
     box = window.remove_source()
     assert isinstance(box, QMessageBox)
-    assert {b.text() for b in box.buttons()} >= {"Remove and delete its documents",
-                                                 "Remove, keep documents"}
+    texts = {b.text() for b in box.buttons()}
+    # Removing always deletes the documents (kept, they would be counted nowhere): no
+    # "keep documents" button, and Cancel is the default.
+    assert "Remove and delete its documents" in texts
+    assert not any("keep" in t.lower() for t in texts)
+    assert "delete its" in box.text() and "from the index" in box.text()
     purge = next(b for b in box.buttons() if b.text().startswith("Remove and delete"))
     purge.click()
     run(wait_until(lambda: "documents were deleted" in window.banner.label.text(), timeout=60,

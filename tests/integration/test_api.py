@@ -263,8 +263,12 @@ def test_add_list_scan_and_remove_a_source_with_purge(live, client, tmp_path):
     assert_error(client.delete("/api/v1/sources/notion/extra?purge=true"), 404,
                  "unknown_source")
     assert_error(client.delete("/api/v1/sources/local/nope"), 404, "unknown_source")
-    assert client.ok("DELETE", "/api/v1/sources/local/extra?purge=true") == {
-        "removed": "extra", "purged": True}
+    # A removed source's documents cannot be kept (they would be managed nowhere).
+    refused = assert_error(client.delete("/api/v1/sources/local/extra?purge=false"), 422,
+                           "invalid_value", "purge")
+    assert "disable the source" in refused["message"]
+    assert client.ok("DELETE", "/api/v1/sources/local/extra") == {
+        "removed": "extra", "purged": True, "documents": 2}
     assert [s["source_id"] for s in client.ok("GET", "/api/v1/sources")] == ["docs"]
     assert fts(client, "axolotl") == [] and fts(client, "narwhal") == []
     assert fts(client, "quokka")  # the other source's documents stay
@@ -292,6 +296,13 @@ def test_bad_source_requests_are_refused_with_a_field(client, tmp_path):
                  422, "invalid_value", "config.file_patterns")
     assert_error(add({**ok, "poll_interval": 1}), 422, "invalid_value", "poll_interval")
     assert_error(add({**ok, "surprise": 1}), 422, "invalid_value", "surprise")
+    # A folder inside, around or equal to another source's would index files twice.
+    docs = client.ok("GET", "/api/v1/sources")[0]["config"]["watch_paths"][0]
+    for inside in (docs, docs + "/lava", str(Path(docs).parent)):
+        Path(inside).mkdir(exist_ok=True)
+        err = assert_error(add({**ok, "config": {"watch_paths": [inside]}}), 422,
+                           "invalid_value", "config.watch_paths")
+        assert "'docs'" in err["message"] and "twice" in err["message"], err
     assert_error(client.post("/api/v1/sources", content=b"{not json",
                              headers={"Content-Type": "application/json"}), 400, "bad_json")
     assert_error(client.post("/api/v1/sources", json=[1, 2]), 422, "invalid_value")

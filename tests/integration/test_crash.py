@@ -171,9 +171,11 @@ def test_ctrl_c_mid_sync_stops_promptly_and_keeps_index_consistent(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     t = time.monotonic()
-    _, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    # What was done is said (issue 16): the source's line, marked as stopped.
+    assert out.startswith("c: added ") and "stopped before the end" in out, out
     assert time.monotonic() - t < 15  # the remaining queue was dropped, not worked through
     committed = len(assert_consistent(home / "data" / "index"))  # whole batches only
     assert 0 < committed < 3000  # it stopped part-way

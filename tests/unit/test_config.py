@@ -81,3 +81,23 @@ def test_configuration_doc_names_every_setting():
         assert f"`{f.name}`" in doc, f.name
         if f.env:
             assert f"`{f.env}`" in doc, f.env
+
+
+@pytest.mark.parametrize("value", ["wordllama", "wordllama:64", "wordllama:128",
+                                   "wordllama:256", "ollama:nomic-embed-text",
+                                   "openai:text-embedding-3-small"])
+def test_embedder_forms_accepted(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LANCEDB_SYNC_EMBEDDER", value)
+    assert load_settings(home=tmp_path).embedder == value
+
+
+@pytest.mark.parametrize("value", ["foo", "wordllama:512", "wordllama:", "ollama:", "openai",
+                                   "huggingface:bert"])
+def test_embedder_anything_else_is_a_config_error(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LANCEDB_SYNC_EMBEDDER", value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(home=tmp_path)
+    message = str(err.value)
+    assert "LANCEDB_SYNC_EMBEDDER" in message
+    for form in ("wordllama, wordllama:DIM", "ollama:MODEL", "openai:MODEL"):
+        assert form in message

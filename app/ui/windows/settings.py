@@ -7,6 +7,7 @@ the embedding model shows what the re-embed costs first and runs it only after c
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import (
@@ -27,7 +28,9 @@ from app.ui.windows.common import Banner, muted, setup_window
 if TYPE_CHECKING:
     from app.ui.controller import TrayApp
 
-MODELS = ("wordllama", "wordllama:64", "wordllama:128", "wordllama:512",
+log = logging.getLogger(__name__)
+
+MODELS = ("wordllama", "wordllama:64", "wordllama:128", "wordllama:256",
           "ollama:nomic-embed-text", "openai:text-embedding-3-small")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Settings other issues add to the service; the first name found in FIELDS is used.
@@ -200,9 +203,27 @@ class SettingsWindow(QWidget):
     def _chunks(self) -> int:
         return sum(s.chunks for s in self.c.snapshot.sources)
 
+    def _index_model(self) -> str:
+        """The model the index is built with, as a spec to compare ("" if none): the
+        configured one unless the index says it holds another."""
+        return self.c.settings.values.get("embedder") or "wordllama"
+
+    def _reembed_needed(self, spec: str) -> bool:
+        """Choosing `spec` means re-embedding: the index holds chunks of another model (the
+        index decides, not the settings: going back to its model costs nothing)."""
+        from app.config import is_embedder_spec
+
+        if not self._chunks() or not is_embedder_spec(spec):
+            return False
+        if self.c.service is not None:
+            return self.c.service.reembed_needed(spec)  # one read of the sync state's meta
+        return spec != self._index_model()
+
     def _model_changed(self, text: str) -> None:
-        cost = reembed_cost(self.c.settings.values.get("embedder") or "wordllama", text.strip(),
-                            self._chunks())
+        spec = text.strip()
+        cost = ""
+        if self._reembed_needed(spec):
+            cost = reembed_cost(self._index_model(), spec, self._chunks())
         self.cost.setText(cost)
         self.cost.setVisible(bool(cost))
 
@@ -221,9 +242,17 @@ class SettingsWindow(QWidget):
         return out
 
     def apply(self) -> None:
+        from app.config import ConfigError, check_setting
+
         values = self.values()
-        old_model = self.c.settings.values.get("embedder") or "wordllama"
-        if values["embedder"] != old_model and self._chunks():
+        try:  # check every value before anything is written or re-embedded
+            for name, value in values.items():
+                check_setting(name, value)
+        except ConfigError as exc:
+            self.banner.show_message(str(exc), "error")
+            return
+        old_model = self._index_model()
+        if self._reembed_needed(values["embedder"]):
             box = QMessageBox(QMessageBox.Icon.Question, "Change the embedding model?",
                               reembed_cost(old_model, values["embedder"], self._chunks()),
                               QMessageBox.StandardButton.Cancel, self)
@@ -256,15 +285,24 @@ class SettingsWindow(QWidget):
                 await self.c.stop_service()
                 from app.service import Service
 
+                failed = ""
                 try:
                     # With the service stopped, a Service on the new settings re-embeds in a
                     # worker thread, holding the writer lock itself.
                     await Service(settings).reembed()
+                except Exception as exc:  # said in the banner, not left as "Re-embedding…"
+                    from app.service.errors import one_line
+
+                    log.exception("re-embedding failed")
+                    failed = one_line(exc)
                 finally:
                     await self.c.restart_service(settings.with_sources(
                         self.c.settings.sources))  # stop_service kept the live sources
-                self.banner.show_message(f"Done: the index now uses {values['embedder']}.",
-                                         "info")
+                if failed:
+                    self.banner.show_message(f"Re-embedding failed: {failed}", "error")
+                else:
+                    self.banner.show_message(
+                        f"Done: the index now uses {values['embedder']}.", "info")
             elif changed & NEEDS_RESTART and self.c.service is not None:
                 await self.c.restart_service(settings.with_sources(
                     self.c.service.settings.sources))

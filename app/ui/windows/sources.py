@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.models import SourceConfig, SourceType
+from app.service.source_rules import SourceConfigError, check_source
 from app.ui import status as st
 from app.ui.windows.common import Banner, muted, setup_window
 
@@ -74,6 +75,7 @@ class SourceDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Edit source" if source else "Add a source")
         self.existing_ids = existing_ids
+        self.others: tuple[SourceConfig, ...] = ()  # the configured sources, for check_source
         self.editing = source
         self.type_combo = QComboBox()
         for value, label in TYPE_LABELS.items():
@@ -208,6 +210,11 @@ class SourceDialog(QDialog):
             problem = f"A source named {sid!r} exists already; choose another name."
         elif self.folders.count() == 0:
             problem = "Add at least one folder."
+        else:  # the rules every face shares (the service checks them again on saving)
+            try:
+                check_source(self.source_config(), self.others, editing=self.editing is not None)
+            except SourceConfigError as exc:
+                problem = str(exc)
         if problem:
             self.error.setText(problem)
             self.error.show()
@@ -336,6 +343,7 @@ class SourcesWindow(QWidget):
     def add_source(self) -> SourceDialog:
         ids = {s.source_id for s in self.c.service.settings.sources} if self.c.service else set()
         self.dialog = SourceDialog(self, ids)
+        self.dialog.others = self.c.service.settings.sources if self.c.service else ()
         self.dialog.finished.connect(self._add_finished)
         self.dialog.open()
         return self.dialog
@@ -353,8 +361,12 @@ class SourcesWindow(QWidget):
         if missing:
             self.banner.show_message(f"Not a folder: {', '.join(missing)}", "error")
             return
+        try:
+            await self.c.service.add_source(config)
+        except SourceConfigError as exc:
+            self.banner.show_message(str(exc), "error")
+            return
         self.c.expect_first_sync(config.source_id)
-        await self.c.service.add_source(config)
         self.banner.show_message(f"Added {config.source_id!r}; indexing starts now.", "info")
         self.c.request_refresh(0)
 
@@ -366,6 +378,7 @@ class SourcesWindow(QWidget):
         if source is None:
             return None
         self.dialog = SourceDialog(self, set(), source)
+        self.dialog.others = self.c.service.settings.sources
         self.dialog.finished.connect(self._edit_finished)
         self.dialog.open()
         return self.dialog
@@ -376,34 +389,42 @@ class SourcesWindow(QWidget):
             self.c.spawn(self._update(dialog.source_config()))
 
     async def _update(self, config: SourceConfig) -> None:
-        await self.c.service.update_source(config)
+        try:
+            await self.c.service.update_source(config)
+        except SourceConfigError as exc:
+            self.banner.show_message(str(exc), "error")
+            return
         self.banner.show_message(f"Saved {config.source_id!r}; it is scanned again now.", "info")
         self.c.request_refresh(0)
 
     def remove_source(self) -> QMessageBox | None:
+        """Ask before removing: a removed source's documents are deleted from the index with
+        it (kept, they would be searchable but counted and managed nowhere)."""
         sid = self.selected_id()
         if sid is None:
             return None
+        row = self.c.service.get_status().source(sid) if self.c.service else None
+        n = (row.documents + row.failed + row.skipped + row.unsupported) if row else 0
+        docs = f"its {n:,} documents" if n else "its documents"
         box = QMessageBox(QMessageBox.Icon.Question, "Remove source",
-                          f"Remove the source {sid!r}?\n\nIts documents can stay in the index "
-                          "(still searchable) or be deleted from it too.", parent=self)
+                          f"Remove the source {sid!r} and delete {docs} from the index?\n\n"
+                          "The files themselves are not touched; adding the folder again "
+                          "indexes them again.", parent=self)
         purge = box.addButton("Remove and delete its documents",
                               QMessageBox.ButtonRole.DestructiveRole)
-        keep = box.addButton("Remove, keep documents", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(keep)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
 
         def done(_result: int) -> None:
-            clicked = box.clickedButton()
-            if clicked in (purge, keep):
-                self.c.spawn(self._remove(sid, clicked is purge))
+            if box.clickedButton() is purge:
+                self.c.spawn(self._remove(sid))
 
         box.finished.connect(done)
         box.open()
         self.remove_box = box
         return box
 
-    async def _remove(self, sid: str, purge: bool) -> None:
+    async def _remove(self, sid: str) -> None:
         service = self.c.service
         self.banner.show_message(f"Removing {sid!r}…", "info")
         # Let a pass of this source stop first (at a batch boundary): the service would purge
@@ -414,10 +435,9 @@ class SourcesWindow(QWidget):
                 break
             service.cancel_current()
             await asyncio.sleep(0.1)
-        await service.remove_source(sid, purge=purge)
+        n = await service.remove_source(sid)
         self.banner.show_message(
-            f"Removed {sid!r}" + ("; its documents were deleted from the index." if purge
-                                  else "; its documents stay in the index."), "info")
+            f"Removed {sid!r}; {n:,} documents were deleted from the index.", "info")
         self.c.request_refresh(0)
 
     def scan_now(self) -> None:
