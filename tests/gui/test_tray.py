@@ -88,7 +88,9 @@ def env(tmp_path_factory, display):
     (docs / "notes.flaky.fail").write_text("")
     cfg = home / "config" / "config.toml"
     cfg.parent.mkdir(parents=True)
-    cfg.write_text('notifications = true\n\n[extractors]\n".flaky" = '
+    # The API on any free port: another app on this machine may hold the default one, and a
+    # stopped API's port must not be taken over by it while the test checks it is closed.
+    cfg.write_text('notifications = true\napi_port = 0\n\n[extractors]\n".flaky" = '
                    '"tests.helpers.parsers:flaky"\n')
     saved = os.environ.get("XDG_CONFIG_HOME")
     os.environ["XDG_CONFIG_HOME"] = str(root / "xdg-config")
