@@ -1,7 +1,7 @@
 """Settings: the few choices a person makes in the tray, written to `config.toml`.
 
 A setting the service does not know yet (low-priority mode, pause on battery, the local API —
-each arrives with its own issue) is shown disabled with a tooltip instead of pretending. Changing
+each added in a later version) is shown disabled with a tooltip instead of pretending. Changing
 the embedding model shows what the re-embed costs first and runs it only after confirmation.
 """
 
@@ -195,7 +195,7 @@ class SettingsWindow(QWidget):
         box.setProperty("field", name)
         if name is None:
             box.setEnabled(False)
-            box.setToolTip(f"Arrives with {arrives_with}; not available in this version yet.")
+            box.setToolTip(f"Needs {arrives_with}, which this version does not have yet.")
         else:
             box.setChecked(bool(self.c.settings.values.get(name)))
         return box

@@ -1,7 +1,7 @@
 """Sources: the table of sources, and the Add / Edit form per source type.
 
 Local folders work today. The remote types (Notion, Dropbox, Google Drive, S3) have their forms
-here already, disabled with a "coming soon" note until the remote-sources issue lands; their
+here already, disabled with a "coming soon" note until remote sources are available; their
 credentials will go to the OS keyring through `app.secrets`, never to the config file.
 """
 
@@ -154,9 +154,9 @@ class SourceDialog(QDialog):
         w = QWidget()
         form = QFormLayout(w)
         form.setContentsMargins(0, 0, 0, 0)
-        note = QLabel(f"<b>Coming soon.</b> {TYPE_LABELS[kind]} sources arrive with the "
-                      "remote-sources update. This is the form they will use; credentials will "
-                      "be kept in your system keyring, never in a file.")
+        note = QLabel(f"<b>Coming soon.</b> {TYPE_LABELS[kind]} sources are not available in "
+                      "this version yet. This is the form they will use; credentials will be "
+                      "kept in your system keyring, never in a file.")
         note.setWordWrap(True)
         form.addRow(note)
         fields = {
