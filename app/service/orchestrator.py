@@ -113,6 +113,7 @@ class Service(IndexOperations, BackupControl):
         self._counts: dict[str, Counts] = {}
         self._counts_read_at = 0.0  # monotonic; during a pass the counts follow the commits
         self._counts_reading = False
+        self._counts_trailing: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._indexer: Any = None
         self._states: dict[str, str] = {}
@@ -182,6 +183,8 @@ class Service(IndexOperations, BackupControl):
         await self.watchers.stop_all()
         if self._status_write is not None:
             self._status_write.cancel()
+        if self._counts_trailing is not None:
+            self._counts_trailing.cancel()
         if self._indexer is not None:
             await asyncio.to_thread(self._indexer.close)
             self._indexer = None
@@ -648,11 +651,22 @@ class Service(IndexOperations, BackupControl):
         finally:
             self._counts_reading = False
 
+    def _trailing_counts(self) -> None:
+        self._counts_trailing = None
+        self._refresh_counts_during_pass()
+
     def _refresh_counts_during_pass(self) -> None:
         """On the loop, while a pass commits batches: read the counts again (at most every
         COUNTS_REFRESH_S), so every face shows documents becoming searchable, not "0"."""
-        if self._counts_reading or self._stopping or \
-                time.monotonic() - self._counts_read_at < COUNTS_REFRESH_S:
+        if self._stopping:
+            return
+        wait = COUNTS_REFRESH_S - (time.monotonic() - self._counts_read_at)
+        if self._counts_reading or wait > 0:
+            # Too soon: read once more when the window ends, so the last commit before a quiet
+            # spell (a slow file) is not left out of the counts.
+            if self._counts_trailing is None and self._loop is not None:
+                self._counts_trailing = self._loop.call_later(
+                    max(wait, 0.1), self._trailing_counts)
             return
         self._counts_reading = True
 
