@@ -105,6 +105,16 @@ def demo_folder(root: Path) -> tuple[Path, Path]:
         "# Travel checklist\n\nPassport, tickets, chargers. Check the passport's expiry date "
         "six months before travelling.\n")
     (docs / "scan-2019.pdf").write_bytes(b"%PDF-1.4\n% truncated scan\n")
+    # What a real folder also holds: an empty file, a picture, an archive, compressed notes and
+    # an extension-less README — skipped or read, never "failed".
+    import gzip
+
+    (docs / "notes" / "todo.txt").write_text("")
+    shutil.copy(REPO / "resources" / "icons" / "app-128.png", docs / "photo.png")
+    (docs / "old-projects.tar.bz2").write_bytes(b"BZh91AY&SY" + bytes(64))
+    (docs / "notes" / "2019-notes.txt.gz").write_bytes(gzip.compress(
+        b"Old notes from 2019: renew the passport before the trip.\n"))
+    (docs / "README").write_text("This folder holds my documents: meetings, notes and scans.\n")
     cfg = home / "config" / "config.toml"
     cfg.parent.mkdir(parents=True)
     # Two parser processes: the one the gate holds, and one that reads everything else.
@@ -190,7 +200,8 @@ def shoot(out: Path, root: Path) -> int:
         return int((app.bridge.latest_progress.get("documents") or {}).get("done") or 0)
 
     run(until(lambda: committed() >= 200, 120))  # well under way: a rate and a time left
-    app.request_refresh(0)
+    # The searchable count follows the commits within about a second: shoot once it has.
+    run(until(lambda: (app.request_refresh(0), app.snapshot.documents >= 200)[1], 60))
     save(progress, "first-sync", (760, 560))
     progress.hide()
     (root / "gate").unlink()

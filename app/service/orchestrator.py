@@ -804,7 +804,7 @@ class Service(IndexOperations, BackupControl):
 
 
 RETRY_FILES_AFTER_S = 60.0
-COUNTS_REFRESH_S = 2.0  # during a pass, the counts are read again at most this often
+COUNTS_REFRESH_S = 1.0  # during a pass, the counts are read again at most this often
 
 
 def _describe(exc: BaseException, settings: Settings) -> str:

@@ -215,12 +215,17 @@ def counts_text(c: Counts) -> str:
 
 def ledger_title(entries: tuple[FailedEntry, ...] | list[FailedEntry]) -> str:
     """The title of the not-indexed files' list: "Failed files (1)", or with skipped and
-    unsupported files "Not indexed (1 failed, 6 skipped)"."""
+    unsupported files "Not indexed (1 failed, 4 skipped, 2 unsupported)" — the same three
+    counts, in the same words, as the counts line above it."""
     failed = sum(e.status == "failed" for e in entries)
-    other = len(entries) - failed
-    if not other:
+    unsupported = sum(e.status == "unsupported" for e in entries)
+    skipped = len(entries) - failed - unsupported
+    if not (skipped or unsupported):
         return f"Failed files ({failed})" if failed else "Failed files"
-    return f"Not indexed ({failed} failed, {other} skipped)"
+    parts = [f"{failed} failed", f"{skipped} skipped"]
+    if unsupported:
+        parts.append(f"{unsupported} unsupported")
+    return f"Not indexed ({', '.join(parts)})"
 
 
 def why_slow(source: SourceStatus, snap: Snapshot, attention: dict[str, str] | None = None,

@@ -52,7 +52,7 @@ def test_skipped_and_unsupported_files_never_alarm():
     assert st.tray_state(snap) == st.IDLE
     assert snap.failed_count == 0
     assert st.summary_line(snap, st.IDLE) == "12,345 documents · synced 2 min ago"
-    assert st.ledger_title(entries) == "Not indexed (0 failed, 3 skipped)"
+    assert st.ledger_title(entries) == "Not indexed (0 failed, 2 skipped, 1 unsupported)"
     assert st.counts_text(snap.sources[0].counts) == \
         "12,345 documents indexed · 0 failed · 2 skipped · 1 unsupported"
     # A real failure does alarm, and the line counts only it.
