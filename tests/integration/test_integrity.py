@@ -351,10 +351,14 @@ def test_fifo_is_skipped_with_a_reason_and_a_closed_pipe_is_quiet(cli, home, doc
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)[0]
-    assert rep["added"] == 1 and rep["skipped"] == 301
-    failed = {os.path.basename(f["uri"]): f for f in json.loads(cli.ok("failed", "--json").out)}
+    # The pipe is something the app does not read (unsupported); the empty files are skipped.
+    assert (rep["added"], rep["skipped"], rep["unsupported"]) == (1, 300, 1)
+    failed = {os.path.basename(f["uri"]): f
+              for f in json.loads(cli.ok("failed", "--all", "--json").out)}
     assert "named pipe" in failed["pipe.md"]["reason"]
-    assert sync(cli)["skipped"] == 0  # recorded once, not retried while unchanged
+    assert failed["pipe.md"]["status"] == "unsupported"
+    again = sync(cli)
+    assert again["skipped"] == again["unsupported"] == 0  # recorded once, not retried
 
     proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "failed"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
@@ -410,7 +414,7 @@ def test_200mb_file_is_refused_by_the_size_limit_and_long_text_by_the_text_limit
     rep = sync(cli)
     assert (rep["added"], rep["skipped"], rep["failed"]) == (1, 2, 0)
     failed = {os.path.basename(f["uri"]): f["reason"]
-              for f in json.loads(cli.ok("failed", "--json").out)}
+              for f in json.loads(cli.ok("failed", "--all", "--json").out)}
     assert "200.0 MB, more than the 100 MB size limit" in failed["huge.txt"]
     assert "LANCEDB_SYNC_MAX_FILE_MB" in failed["huge.txt"]
     assert "1.2 million characters" in failed["long.txt"]
