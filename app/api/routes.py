@@ -81,8 +81,10 @@ async def sync_status(request: Request) -> dict[str, Any]:
 
 # -- sources --------------------------------------------------------------------------------------
 
-def _source_out(service: Any, source: Any) -> dict[str, Any]:
-    st = service.get_status().source(source.source_id)
+def _source_out(source: Any, status: Any) -> dict[str, Any]:
+    """One source as the API shows it; `status` is the service's status, read once per
+    request (it builds every source's state)."""
+    st = status.source(source.source_id)
     return {"source_id": source.source_id, "source_type": source.source_type.value,
             "enabled": source.enabled, "poll_interval": source.poll_interval,
             "config": dict(source.config),
@@ -105,7 +107,8 @@ def _find_source(service: Any, source_type: str, source_id: str) -> Any:
 async def list_sources(request: Request) -> list[dict[str, Any]]:
     """The configured sources with their state and counts."""
     service = _ctx(request).service
-    return [_source_out(service, s) for s in service.settings.sources]
+    status = service.get_status()
+    return [_source_out(s, status) for s in service.settings.sources]
 
 
 @router.post("/sources", status_code=201, response_model=SourceOut, tags=["sources"],
@@ -132,7 +135,7 @@ async def add_source(request: Request, body: SourceIn) -> dict[str, Any]:
         raise ApiError(422, "invalid_value", str(exc),
                        "config.watch_paths" if exc.field == "watch_paths" else exc.field
                        ) from None
-    return _source_out(service, source)
+    return _source_out(source, service.get_status())
 
 
 def _local_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,27 @@ def _modules_after(home, *args):
     return r, heavy
 
 
+def _start_daemon(home, settings, env, stdout=subprocess.PIPE):
+    """`lancedb-sync run --plain --no-watch` on `home`, once api.json names its server."""
+    daemon = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "run",
+                               "--plain", "--no-watch"], env=env, cwd=REPO,
+                              stdout=stdout, stderr=subprocess.PIPE, text=True)
+    _wait(lambda: read_running(settings.state_dir) is not None or daemon.poll() is not None,
+          what="api.json naming the server")
+    assert daemon.poll() is None, daemon.communicate()
+    return daemon
+
+
+def _stop_daemon(daemon, timeout):
+    """SIGTERM, as a service manager stops it; killed only if it does not end."""
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.communicate(timeout=timeout)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+
+
 def _comparable_status(out):
     info = json.loads(out)
     for s in info["sources"]:  # what the running service adds (its live state) is not compared
@@ -70,13 +91,8 @@ def test_commands_go_through_the_running_app_and_fall_back_when_it_stops(cli, ho
     status_before = _comparable_status(cli.ok("status", "--json").out)
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    daemon = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "run",
-                               "--plain", "--no-watch"], env=env, cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    daemon = _start_daemon(home, settings, env)
     try:
-        _wait(lambda: read_running(settings.state_dir) is not None or daemon.poll() is not None,
-              what="api.json naming the server")
-        assert daemon.poll() is None, daemon.communicate()
         # Through the API: the same output, in this process and in a fresh one.
         for q in queries:
             assert cli.ok(*q).out == before[q], q
@@ -121,12 +137,7 @@ def test_commands_go_through_the_running_app_and_fall_back_when_it_stops(cli, ho
         assert [s.source_id for s in load_settings(home=home).sources] == ["docs"]
         before_stop = {q: cli.ok(*q).out for q in queries[:2]}
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.communicate(timeout=60)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+        _stop_daemon(daemon, 60)
     assert daemon.returncode == 0
 
     # No app: in-process again, the same answers.
@@ -173,14 +184,9 @@ def test_ctrl_c_stops_a_sync_running_in_the_app_and_the_next_one_finishes_it(cli
     settings = load_settings(home=home)
     gate = tmp_path / "gate"
     env = {**os.environ, "PYTHONPATH": str(REPO), "LANCEDB_SYNC_TEST_GATE": str(gate)}
-    daemon = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "run",
-                               "--plain", "--no-watch"], env=env, cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    daemon = _start_daemon(home, settings, env, stdout=subprocess.DEVNULL)
     n = 300
     try:
-        _wait(lambda: read_running(settings.state_dir) is not None or daemon.poll() is not None,
-              what="api.json naming the server")
-        assert daemon.poll() is None, daemon.communicate()
         client = ApiClient.from_info(read_running(settings.state_dir))
         _wait(lambda: client.get("/api/v1/status")["sources"][0]["last_sync"] is not None,
               what="the app's first pass (of an empty folder)")
@@ -207,12 +213,7 @@ def test_ctrl_c_stops_a_sync_running_in_the_app_and_the_next_one_finishes_it(cli
         assert client.get("/api/v1/status")["sources"][0]["last_sync"]["outcome"] == "cancelled"
     finally:
         gate.unlink(missing_ok=True)
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.communicate(timeout=120)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+        _stop_daemon(daemon, 120)
     assert daemon.returncode == 0
     # In-process now: a sync completes what was left, and the index is whole.
     cli.ok("sync")
