@@ -150,17 +150,14 @@ def _local_config(config: dict[str, Any]) -> dict[str, Any]:
     if not paths or not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise ApiError(422, "missing_field", "config.watch_paths needs at least one folder.",
                        "config.watch_paths")
-    folders = []
-    for p in paths:
-        folder = Path(os.path.expanduser(p))
-        if not folder.is_absolute():
-            raise ApiError(422, "invalid_value", f"{p!r} is not an absolute path.",
-                           "config.watch_paths")
-        if not folder.is_dir():
-            raise ApiError(422, "invalid_value", f"{p} is not a folder.",
-                           "config.watch_paths")
-        folders.append(str(folder.resolve()))
-    out: dict[str, Any] = {"watch_paths": folders}
+    # Whether each folder is absolute, exists and overlaps no other source is the service's
+    # rule (app/service/source_rules.py), shared with the CLI and the tray; this checks only
+    # the request's shape.
+    folders = [os.path.expanduser(p) for p in paths]
+    # Stored as the command line stores them (symlinks resolved); a relative path is left for
+    # the rule to refuse, not made absolute against this process's working folder.
+    out: dict[str, Any] = {"watch_paths": [os.path.realpath(f) if os.path.isabs(f) else f
+                                           for f in folders]}
     for key in ("file_patterns", "exclude_patterns"):
         value = config.get(key)
         if value is None:
