@@ -7,7 +7,15 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPainter, QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QWidget,
+)
 
 from app.ui.icons import app_icon, is_dark
 
@@ -82,6 +90,20 @@ class Banner(QFrame):
     def _clicked(self) -> None:
         if self._action is not None:
             self._action()
+
+
+def folder_picker(parent: QWidget, title: str, start: str,
+                  chosen: Callable[[str], None]) -> QFileDialog:
+    """A folder chooser opened in `start` (the user's home, not the process's working folder)
+    without blocking: `open()`, not `exec()`, so the event loop and the sync keep running. The
+    choice goes to `chosen`; the dialog deletes itself when closed."""
+    dialog = QFileDialog(parent, title, start)
+    dialog.setFileMode(QFileDialog.FileMode.Directory)
+    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+    dialog.fileSelected.connect(chosen)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.open()
+    return dialog
 
 
 def setup_window(w: QWidget, title: str, width: int, height: int) -> None:

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 from app.models import SearchFilters
 from app.ui import status as st
 from app.ui.icons import is_dark
-from app.ui.windows.common import Banner, muted, setup_window
+from app.ui.windows.common import Banner, folder_picker, muted, setup_window
 
 if TYPE_CHECKING:
     from app.ui.controller import TrayApp
@@ -211,15 +211,10 @@ class SearchWindow(QWidget):
     def pick_folder(self) -> QFileDialog:
         """Choose the folder filter; the picker opens in the home folder (or the folder
         chosen before), and the choice arrives in `set_folder`."""
-        start = self.folder or str(Path.home())
-        dialog = QFileDialog(self, "Search only in this folder", start)
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.fileSelected.connect(self.set_folder)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog = folder_picker(self, "Search only in this folder",
+                               self.folder or str(Path.home()), self.set_folder)
         dialog.finished.connect(lambda _r: setattr(self, "folder_dialog", None))
         self.folder_dialog = dialog
-        dialog.open()  # not exec(): the event loop keeps running
         return dialog
 
     def set_folder(self, path: str) -> None:

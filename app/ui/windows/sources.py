@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -37,7 +36,7 @@ from PySide6.QtWidgets import (
 from app.models import SourceConfig, SourceType
 from app.service.source_rules import SourceConfigError, check_source
 from app.ui import status as st
-from app.ui.windows.common import Banner, muted, setup_window
+from app.ui.windows.common import Banner, folder_picker, muted, setup_window
 
 if TYPE_CHECKING:
     from app.ui.controller import TrayApp
@@ -186,13 +185,7 @@ class SourceDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(local)
 
     def _pick_folder(self) -> None:
-        dialog = QFileDialog(self, "Choose a folder to index")
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.setDirectory(str(Path.home()))  # not the process's working directory
-        dialog.fileSelected.connect(self.add_folder)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()  # not exec(): the event loop keeps running
+        folder_picker(self, "Choose a folder to index", str(Path.home()), self.add_folder)
 
     def add_folder(self, path: str) -> None:
         if path and not self.folders.findItems(path, Qt.MatchFlag.MatchExactly):

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.icons import app_icon
-from app.ui.windows.common import Banner, muted, setup_window
+from app.ui.windows.common import Banner, folder_picker, muted, setup_window
 
 if TYPE_CHECKING:
     from app.ui.controller import TrayApp
@@ -157,14 +157,10 @@ class WelcomeWindow(QWidget):
 
     def pick_folder(self) -> QFileDialog:
         """The folder picker, in the home folder; the choice arrives in `add_folder`."""
-        dialog = QFileDialog(self, "Choose a folder to index", str(self.home))
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.fileSelected.connect(self.add_folder)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog = folder_picker(self, "Choose a folder to index", str(self.home),
+                               self.add_folder)
         dialog.finished.connect(lambda _r: setattr(self, "dialog", None))
         self.dialog = dialog
-        dialog.open()  # not exec(): the event loop keeps running
         return dialog
 
     def add_folder(self, path: str) -> None:
