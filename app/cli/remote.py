@@ -45,6 +45,21 @@ def client_for(settings: Any) -> ApiClient | None:
         return None
 
 
+def get(settings: Any, path: str, params: dict[str, Any] | None = None) -> Any:
+    """A read answered by the app serving this index: its JSON, or None when none runs or it
+    does not answer (the caller then reads in this process). An API error is the command's
+    error (`fail`)."""
+    client = client_for(settings)
+    if client is None:
+        return None
+    try:
+        return client.get(path, params)
+    except ApiUnreachable:
+        return None
+    except ApiRequestError as exc:
+        fail(exc)
+
+
 def fail(exc: ApiClientError) -> NoReturn:
     """An API error as the command line's error: the API's message, the exit code the same
     error has in this process (busy 3, bad input 2, else 1)."""

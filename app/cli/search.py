@@ -46,19 +46,11 @@ def _search_via_api(args: Any, settings: Any, query: str,
     """The hits from the running app, or None when none answers."""
     from app.cli import remote
 
-    client = remote.client_for(settings)
-    if client is None:
-        return None
-    try:
-        answer = client.get("/api/v1/search", {
-            "q": query, "k": args.k, "mode": args.mode, "source_id": args.source_id,
-            "file_type": args.file_type, "path_prefix": args.path_prefix,
-            "modified_after": after.date().isoformat() if after else None})
-    except remote.ApiUnreachable:
-        return None
-    except remote.ApiRequestError as exc:
-        remote.fail(exc)
-    return answer["results"]
+    answer = remote.get(settings, "/api/v1/search", {
+        "q": query, "k": args.k, "mode": args.mode, "source_id": args.source_id,
+        "file_type": args.file_type, "path_prefix": args.path_prefix,
+        "modified_after": after.date().isoformat() if after else None})
+    return None if answer is None else answer["results"]
 
 
 def print_hits(hits: list[dict[str, Any]], *, as_json: bool) -> int:

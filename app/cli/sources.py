@@ -56,15 +56,9 @@ def _list(args: Any, settings: Any) -> int:
 def _list_via_api(settings: Any) -> list[dict[str, Any]] | None:
     from app.cli import remote
 
-    client = remote.client_for(settings)
-    if client is None:
+    sources = remote.get(settings, "/api/v1/sources")
+    if sources is None:
         return None
-    try:
-        sources = client.get("/api/v1/sources")
-    except remote.ApiUnreachable:
-        return None
-    except remote.ApiRequestError as exc:
-        remote.fail(exc)
     keys = ("source_id", "source_type", "enabled", "config", "documents", "failed", "skipped")
     return [{k: s[k] for k in keys} for s in sources]
 

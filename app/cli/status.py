@@ -107,15 +107,9 @@ def _status_via_api(settings: Any, service: Any) -> dict[str, Any] | None:
     Service.read_status does for a service in another process; None when no app answers."""
     from app.cli import remote
 
-    client = remote.client_for(settings)
-    if client is None:
+    status = remote.get(settings, "/api/v1/status")
+    if status is None:
         return None
-    try:
-        status = client.get("/api/v1/status")
-    except remote.ApiUnreachable:
-        return None
-    except remote.ApiRequestError as exc:
-        remote.fail(exc)
     if any(not s["last_sync"] for s in status["sources"]):
         from app.service.status import run_summary
 
