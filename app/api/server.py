@@ -130,8 +130,14 @@ class ApiServer:
                 self._task.result()  # raises why it could not start
                 raise RuntimeError("the API server stopped while starting")
             await asyncio.sleep(0.01)
-        await asyncio.to_thread(discovery.write_running, state_dir, url=self.url,
-                                token=self._token, index=self.settings.index_uri)
+        try:
+            await asyncio.to_thread(discovery.write_running, state_dir, url=self.url,
+                                    token=self._token, index=self.settings.index_uri)
+        except BaseException:
+            # A full disk, a read-only state folder: no client could find us, so do not go on
+            # listening unannounced. The caller reports the error.
+            await self.stop()
+            raise
         log.info("REST API at %s (token in %s)", self.url, discovery.api_file(state_dir))
         return self.url
 
